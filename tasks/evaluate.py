@@ -1,0 +1,149 @@
+"""Evaluate: score the LSTM and the naive baselines on the test span, on the same observed hours.
+
+A forecast is issued from an origin hour whose PM2.5 reading is observed; every (origin, horizon) pair
+whose target hour lies in the test span and is observed is scored, for every model alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import storage
+from tasks.preprocess import HOURS_PER_DAY, load_params, target_inverse
+from tasks.train import load_model
+from tasks.windows import WindowPlan, make_window_set
+
+REPORTED_HORIZONS = (1, 3, 6, 12, 24)
+BASELINES = ("persistence", "seasonal_naive", "climatology")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationOutput:
+    metrics_path: Path
+    predictions_path: Path
+
+
+def persistence(series: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """The reading at the origin hour, for every horizon (NaN where the origin is unobserved)."""
+    return np.repeat(series[origins][:, None], horizon, axis=1)
+
+
+def seasonal_naive(series: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """The last reading at or before the same hour one day before the target hour."""
+    filled = pd.Series(series).ffill().to_numpy()
+    source = origins[:, None] + np.arange(1, horizon + 1)[None, :] - HOURS_PER_DAY
+    return np.where(source >= 0, filled[np.clip(source, 0, None)], np.nan)
+
+
+def fit_climatology(timestamps: pd.Series, series: np.ndarray, train_mask: np.ndarray) -> pd.Series:
+    """Training-span mean PM2.5 by (month, hour of day)."""
+    train = pd.DataFrame({"month": timestamps.dt.month, "hour": timestamps.dt.hour, "value": series})[train_mask]
+    return train.groupby(["month", "hour"])["value"].mean()
+
+
+def climatology(table: pd.Series, timestamps: pd.Series, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """The climatological mean of each target hour's month and hour of day."""
+    target_rows = np.clip(origins[:, None] + np.arange(1, horizon + 1)[None, :], 0, len(timestamps) - 1)
+    stamps = pd.DatetimeIndex(timestamps.to_numpy()[target_rows.ravel()])
+    keys = pd.MultiIndex.from_arrays([stamps.month, stamps.hour])
+    return table.reindex(keys).to_numpy().reshape(target_rows.shape)
+
+
+def score(observed: np.ndarray, predicted: np.ndarray, scored: np.ndarray) -> dict[str, float | int]:
+    """RMSE and MAE (µg/m³) over the scored cells of one horizon."""
+    error = predicted[scored] - observed[scored]
+    if error.size == 0:
+        return {"rmse": float("nan"), "mae": float("nan"), "n": 0}
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))), "n": int(error.size)}
+
+
+def scored_cells(observed: np.ndarray, origin_observed: np.ndarray, forecasts: dict[str, np.ndarray]) -> np.ndarray:
+    """Cells every model is judged on: observed target, observed origin, and a finite forecast from each model."""
+    mask = np.isfinite(observed) & origin_observed[:, None]
+    for values in forecasts.values():
+        mask &= np.isfinite(values)
+    return mask
+
+
+def metrics_table(observed: np.ndarray, forecasts: dict[str, np.ndarray], scored: np.ndarray) -> dict[str, Any]:
+    """Per model: the reported horizons as h1, h3, … and RMSE at every horizon for the error curve."""
+    models = {}
+    for name, values in forecasts.items():
+        per_horizon = [score(observed[:, h], values[:, h], scored[:, h]) for h in range(observed.shape[1])]
+        models[name] = {f"h{h}": per_horizon[h - 1] for h in REPORTED_HORIZONS if h <= observed.shape[1]}
+        models[name]["rmse_by_horizon"] = [entry["rmse"] for entry in per_horizon]
+    return models
+
+
+def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_path: Path, output_dir: Path) -> EvaluationOutput:
+    """Forecast the test span with the LSTM and the baselines; write metrics.json and predictions.parquet."""
+    features = pd.read_parquet(features_path)
+    plan = WindowPlan.from_json(storage.read_json(plan_path))
+    params = load_params(params_path)
+    test = make_window_set(features, plan, "test")
+    origins, horizon = test.origin_index, plan.horizon
+    series = features["target"].to_numpy(dtype="float64")
+    in_test = (features["split"] == "test").to_numpy()
+    observed_z = test.targets  # masked outside the test span
+    observed = np.where(np.isfinite(observed_z), np.pad(series, (0, horizon))[origins[:, None] + np.arange(1, horizon + 1)], np.nan)
+
+    change = load_model(model_path).predict(np.ascontiguousarray(test.inputs), batch_size=1024, verbose=0)
+    model_space = (test.last_value[:, None] + change) * params.target_std + params.target_mean
+    forecasts = {
+        "lstm": np.clip(target_inverse(model_space, params.target_transform), 0, None),
+        "persistence": persistence(series, origins, horizon),
+        "seasonal_naive": seasonal_naive(series, origins, horizon),
+        "climatology": climatology(
+            fit_climatology(features["timestamp"], series, (features["split"] == "train").to_numpy()),
+            features["timestamp"], origins, horizon,
+        ),
+    }
+    scored = scored_cells(observed, np.isfinite(series[origins]), forecasts)
+    test_stamps = features["timestamp"][in_test]
+    metrics = {
+        "test_start": test_stamps.iloc[0].isoformat(),
+        "test_end": test_stamps.iloc[-1].isoformat(),
+        "scoring": "observed target hours in the test span, from origins with an observed reading; same cells for every model",
+        "horizons": list(range(1, horizon + 1)),
+        "models": metrics_table(observed, forecasts, scored),
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    storage.write_json(output_dir / "metrics.json", metrics)
+    storage.write_parquet(output_dir / "predictions.parquet", predictions_frame(features, origins, observed, forecasts, scored))
+    log.info("test RMSE at 1/24 h: %s", {name: [round(m["h1"]["rmse"], 2), round(m.get(f"h{horizon}", m["h1"])["rmse"], 2)]
+                                           for name, m in metrics["models"].items()})
+    return EvaluationOutput(output_dir / "metrics.json", output_dir / "predictions.parquet")
+
+
+def predictions_frame(features: pd.DataFrame, origins: np.ndarray, observed: np.ndarray,
+                      forecasts: dict[str, np.ndarray], scored: np.ndarray) -> pd.DataFrame:
+    """Long table: one row per (origin, horizon) with the observation and every model's forecast."""
+    n, horizon = observed.shape
+    steps = np.tile(np.arange(1, horizon + 1), n)
+    origin_rows = np.repeat(origins, horizon)
+    origin_time = features["timestamp"].iloc[origin_rows].reset_index(drop=True)
+    frame = pd.DataFrame({
+        "origin": origin_time,
+        "horizon": steps,
+        "target_time": origin_time + pd.to_timedelta(steps, unit="h"),
+        "observed": observed.ravel(),
+        "scored": scored.ravel(),
+    })
+    for name, values in forecasts.items():
+        frame[name] = values.ravel()
+    return frame
+
+
+@task(cache_policy=NO_CACHE, name="evaluate", task_run_name="evaluate {model_path.parent.name}")
+def evaluate_task(features_path: Path, plan_path: Path, params_path: Path, model_path: Path, output_dir: Path) -> EvaluationOutput:
+    return evaluate(features_path, plan_path, params_path, model_path, output_dir)

@@ -1,0 +1,190 @@
+"""Ingest: fetch the UCI CSV (path or URL), parse it with declared dtypes, write it as Parquet."""
+
+from __future__ import annotations
+
+import io
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect import Task, task
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import exponential_backoff
+from prefect.cache_policies import NO_CACHE
+
+from tasks import storage
+from tasks.errors import DataError, SourceError
+from tasks.settings import UCI_SOURCE_NAME, UCI_SOURCE_SHA256
+
+TIMEZONE = "Asia/Shanghai"
+NUMERIC_COLUMNS = ("pm2.5", "DEWP", "TEMP", "PRES", "Iws", "Is", "Ir")
+CALENDAR_COLUMNS = ("year", "month", "day", "hour")
+REQUIRED_COLUMNS = ("No", *CALENDAR_COLUMNS, "pm2.5", "DEWP", "TEMP", "PRES", "cbwd", "Iws", "Is", "Ir")
+EXAMPLE_ROWS = 5
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FetchedSource:
+    """A byte-exact local copy of the source, named by its sha256."""
+
+    path: Path
+    sha256: str
+    origin: str
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+def read_source_bytes(source: str, timeout_seconds: float) -> bytes:
+    """Read the raw bytes of a local path or an http(s) URL. Network and I/O errors propagate (retryable)."""
+    if is_url(source):
+        request = urllib.request.Request(source, headers={"User-Agent": "pm25-pipeline"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
+                return response.read()
+        except urllib.error.HTTPError as error:
+            if 400 <= error.code < 500 and error.code not in (408, 429):
+                raise SourceError(f"{source}: HTTP {error.code} {error.reason}") from error
+            raise
+    if "://" in source:
+        raise SourceError(f"{source}: only http(s) URLs and local paths are accepted")
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise SourceError(f"{source}: no such file")
+    return path.read_bytes()
+
+
+def verify_known_checksum(source: str, sha256: str) -> None:
+    """The published UCI file, fetched by its name or address, must be byte-identical to the original."""
+    if source.rstrip("/").rsplit("/", 1)[-1] == UCI_SOURCE_NAME and sha256 != UCI_SOURCE_SHA256:
+        raise SourceError(
+            f"{source}: sha256 {sha256} does not match the published UCI file ({UCI_SOURCE_SHA256}); refusing it"
+        )
+
+
+def fetch_source(source: str, cache_dir: Path, timeout_seconds: float) -> FetchedSource:
+    """Copy the source into `cache_dir/<sha256>.csv` (atomically, once per content) and verify known checksums."""
+    data = read_source_bytes(source, timeout_seconds)
+    sha256 = storage.sha256_bytes(data)
+    verify_known_checksum(source, sha256)
+    destination = cache_dir / f"{sha256}.csv"
+    if not destination.exists():
+        storage.write_bytes(destination, data)
+    return FetchedSource(path=destination, sha256=sha256, origin=source)
+
+
+def _example_rows(frame: pd.DataFrame, mask: pd.Series) -> list[int]:
+    """Data-row numbers (1 = first row after the header) of the first few rows where `mask` holds."""
+    return [int(i) + 1 for i in frame.index[mask.to_numpy()][:EXAMPLE_ROWS]]
+
+
+def parse_csv(data: bytes, name: str) -> pd.DataFrame:
+    """Parse the CSV bytes into a typed frame with a tz-aware hourly `timestamp`, sorted by time.
+
+    Structure is checked here (text, delimiter, columns, numeric cells); value rules are left to the
+    Great Expectations suite, so that its Data Docs show them. Invalid dates become NaT for the suite to flag.
+    """
+    if not data.strip():
+        raise DataError(f"{name}: the file is empty")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{name}: not UTF-8 text (byte {error.start}: {data[error.start:error.start + 4]!r})") from error
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.ParserError as error:
+        raise DataError(f"{name}: not a well-formed CSV: {error}") from error
+    raw.columns = [str(column).strip() for column in raw.columns]
+    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{name}: required column(s) {missing} missing (rule: required columns); found {list(raw.columns)}"
+        )
+    extra = [column for column in raw.columns if column not in REQUIRED_COLUMNS]
+    if extra:
+        log.warning("%s: ignoring extra column(s) %s", name, extra)
+    if raw.empty:
+        raise DataError(f"{name}: the header has no data rows")
+
+    cells = raw[list(REQUIRED_COLUMNS)].apply(lambda column: column.str.strip())
+    missing_cell = cells.isin(["", "NA", "NaN", "nan"])
+    frame = pd.DataFrame(index=cells.index)
+    for column in ("No", *CALENDAR_COLUMNS, *NUMERIC_COLUMNS):
+        values = pd.to_numeric(cells[column].mask(missing_cell[column]), errors="coerce")
+        bad = values.isna() & ~missing_cell[column]
+        if bad.any():
+            examples = cells[column][bad].head(EXAMPLE_ROWS).tolist()
+            raise DataError(
+                f"{name}: column {column!r} holds non-numeric text (rule: numeric column) in rows "
+                f"{_example_rows(cells, bad)}, e.g. {examples}"
+            )
+        if column in ("No", *CALENDAR_COLUMNS):
+            fractional = values.notna() & (values != values.round())
+            if fractional.any():
+                raise DataError(
+                    f"{name}: column {column!r} holds non-integer values (rule: integer column) in rows "
+                    f"{_example_rows(cells, fractional)}"
+                )
+            frame[column] = values.astype("Int64")
+        else:
+            frame[column] = values.astype("float64")
+    frame["cbwd"] = cells["cbwd"].mask(missing_cell["cbwd"]).astype("string")
+    frame.insert(0, "timestamp", build_timestamps(frame))
+    frame.insert(1, "source_row", pd.Series(range(1, len(frame) + 1), index=frame.index, dtype="int64"))
+    return frame.sort_values("timestamp", kind="stable", na_position="last").reset_index(drop=True)
+
+
+def build_timestamps(frame: pd.DataFrame) -> pd.Series:
+    """Local Beijing time from year/month/day/hour; impossible dates or hours become NaT."""
+    parts = frame[list(CALENDAR_COLUMNS)].astype("float64")
+    valid_hour = parts["hour"].between(0, 23)
+    dates = pd.to_datetime(
+        {"year": parts["year"], "month": parts["month"], "day": parts["day"]}, errors="coerce"
+    )
+    stamps = dates + pd.to_timedelta(parts["hour"].where(valid_hour), unit="h")
+    # China has kept UTC+8 without daylight saving since 1991, so every local hour exists exactly once.
+    return stamps.dt.tz_localize(TIMEZONE)
+
+
+def ingest_source(fetched: FetchedSource, raw_dir: Path) -> Path:
+    """Parse the fetched CSV into `raw_dir/<sha256>.parquet`; the same bytes already ingested are a cache hit."""
+    destination = raw_dir / f"{fetched.sha256}.parquet"
+    if destination.exists() and storage.read_parquet_metadata(destination).get("source_sha256") == fetched.sha256:
+        log.info("ingest cache hit: %s already ingested as %s", fetched.origin, destination)
+        return destination
+    frame = parse_csv(fetched.path.read_bytes(), name=fetched.origin)
+    storage.write_parquet(destination, frame, {"source_sha256": fetched.sha256, "source": fetched.origin})
+    log.info("ingested %d rows from %s into %s", len(frame), fetched.origin, destination)
+    return destination
+
+
+def is_transient_failure(task: Task, task_run: TaskRun, state: State) -> bool:
+    """Retry network and disk hiccups, never a bad source or bad data: those fail the same way every time."""
+    return not isinstance(state.result(raise_on_failure=False), (DataError, SourceError))
+
+
+@task(cache_policy=NO_CACHE, name="fetch-source", task_run_name="fetch {source}")
+def fetch_source_task(source: str, cache_dir: Path, timeout_seconds: float) -> FetchedSource:
+    """I/O only, so it is the task that retries; see `fetch_with_retries`."""
+    return fetch_source(source, cache_dir, timeout_seconds)
+
+
+def fetch_with_retries(retries: int, base_delay_seconds: float) -> Task:
+    """The fetch task with exponential backoff (base, 2·base, 4·base, …, each up to 50 % longer at random) on transient failures."""
+    return fetch_source_task.with_options(
+        retries=retries,
+        retry_delay_seconds=exponential_backoff(base_delay_seconds),
+        retry_jitter_factor=0.5,
+        retry_condition_fn=is_transient_failure,
+    )
+
+
+@task(cache_policy=NO_CACHE, name="ingest", task_run_name="ingest {fetched.sha256:.12}")
+def ingest_task(fetched: FetchedSource, raw_dir: Path) -> Path:
+    return ingest_source(fetched, raw_dir)

@@ -1,0 +1,62 @@
+"""Where a run reads and writes under PM25_HOME, with content-derived names so unchanged inputs hit caches.
+
+    data/source/<sha256>.csv          byte copy of the source
+    data/raw/<sha256>.parquet         ingested table
+    data/validated/<key>.json         passing validation verdicts
+    data/features/<key>/              features.parquet, preprocessing.json, windows.json
+    models/<key>/                     model.keras, training_log.csv, training.json
+    reports/data_quality/index.html   Great Expectations Data Docs
+    reports/runs/<run id>/            metrics, predictions, plots, report.md of one run
+    reports/latest -> runs/<run id>   the newest complete run
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tasks.storage import fingerprint
+
+# Bump when a change to the code makes earlier cached features or models stale.
+PIPELINE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: Path
+
+    @property
+    def source_cache(self) -> Path:
+        return self.home / "data" / "source"
+
+    @property
+    def raw(self) -> Path:
+        return self.home / "data" / "raw"
+
+    @property
+    def validated(self) -> Path:
+        return self.home / "data" / "validated"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.reports / "data_quality"
+
+    def features(self, raw_path: Path, *preprocessing: object) -> Path:
+        return self.home / "data" / "features" / fingerprint(PIPELINE_VERSION, raw_path.name, *preprocessing)
+
+    def model(self, features_dir: Path, *training: object) -> Path:
+        return self.home / "models" / fingerprint(PIPELINE_VERSION, features_dir.name, *training)
+
+    def run(self, run_id: str) -> Path:
+        return self.reports / "runs" / run_id
+
+
+def new_run_id(flow_run_id: str | None) -> str:
+    """Sortable and unique: UTC time plus the start of the Prefect flow run id."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{(flow_run_id or 'local')[:8]}"

@@ -1,0 +1,220 @@
+"""Preprocess: hourly grid, time-based split, train-only imputation and scaling, model features.
+
+Every fitted number comes from the training span and is saved as JSON beside the features (and later the
+model), so a forecast can be reproduced without pickles and test statistics never reach training.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import storage
+from tasks.errors import DataError
+
+HOURS_PER_DAY = 24
+WEATHER_COLUMNS = ("DEWP", "TEMP", "PRES", "Iws", "Is", "Ir")
+TARGET_COLUMN = "pm2.5"
+WIND_COLUMN = "cbwd"
+WIND_CATEGORIES = ("NE", "NW", "SE", "cv")
+PM25_INPUT = "pm25_z"
+PM25_OBSERVED = "pm25_observed"
+SPLITS = ("train", "validation", "test")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SplitBounds:
+    """Half-open row ranges of the hourly grid: train [0, validation_start), validation, test [test_start, end)."""
+
+    validation_start: int
+    test_start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class PreprocessingParams:
+    """Everything fitted on the training span; JSON-serialisable so a forecast can be rebuilt from it."""
+
+    max_gap_hours: int
+    fill_values: dict[str, float]
+    wind_fill: str
+    scale_mean: dict[str, float]
+    scale_std: dict[str, float]
+    target_transform: str
+    target_mean: float
+    target_std: float
+    feature_columns: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> PreprocessingParams:
+        return cls(**payload)
+
+
+@dataclass(frozen=True)
+class PreprocessOutput:
+    features_path: Path
+    params_path: Path
+
+
+def to_hourly_grid(raw: pd.DataFrame) -> pd.DataFrame:
+    """One row per hour from the first to the last timestamp; hours absent from the file are all-missing rows."""
+    frame = raw.set_index("timestamp").sort_index()
+    hours = pd.date_range(frame.index[0], frame.index[-1], freq="h", name="timestamp")
+    return frame[[TARGET_COLUMN, *WEATHER_COLUMNS, WIND_COLUMN]].reindex(hours)
+
+
+def split_bounds(n_hours: int, test_days: int, validation_days: int, min_train_hours: int) -> SplitBounds:
+    """Test = the last `test_days`, validation = the `validation_days` before, train = the rest."""
+    test_start = n_hours - test_days * HOURS_PER_DAY
+    validation_start = test_start - validation_days * HOURS_PER_DAY
+    if validation_start < min_train_hours:
+        raise DataError(
+            f"too little data (rule: train/validation/test spans): {n_hours} hours cannot hold a "
+            f"{test_days}-day test span, a {validation_days}-day validation span and {min_train_hours} training hours"
+        )
+    return SplitBounds(validation_start=validation_start, test_start=test_start, end=n_hours)
+
+
+def target_forward(values: np.ndarray | pd.Series, transform: str) -> np.ndarray:
+    """Map µg/m³ into the space the model learns in (before standardising)."""
+    values = np.asarray(values, dtype="float64")
+    return np.log1p(values) if transform == "log1p" else values
+
+
+def target_inverse(values: np.ndarray, transform: str) -> np.ndarray:
+    return np.expm1(values) if transform == "log1p" else values
+
+
+def fit_preprocessing(train: pd.DataFrame, max_gap_hours: int, target_transform: str) -> PreprocessingParams:
+    """Fit fill values and scales on the training span only."""
+    if train[TARGET_COLUMN].notna().sum() == 0:
+        raise DataError(f"column {TARGET_COLUMN!r} is never observed in the training span (rule: target observed)")
+    fill_values = {column: float(train[column].median()) for column in WEATHER_COLUMNS}
+    wind_mode = train[WIND_COLUMN].mode()
+    target = target_forward(train[TARGET_COLUMN].dropna(), target_transform)
+    filled_weather = fill_gaps(train[list(WEATHER_COLUMNS)], max_gap_hours, fill_values)
+    return PreprocessingParams(
+        max_gap_hours=max_gap_hours,
+        fill_values=fill_values,
+        wind_fill=str(wind_mode.iloc[0]) if len(wind_mode) else WIND_CATEGORIES[0],
+        scale_mean={column: float(filled_weather[column].mean()) for column in WEATHER_COLUMNS},
+        scale_std={column: float(filled_weather[column].std()) or 1.0 for column in WEATHER_COLUMNS},
+        target_transform=target_transform,
+        target_mean=float(target.mean()),
+        target_std=float(target.std()) or 1.0,
+        feature_columns=feature_columns(),
+    )
+
+
+def feature_columns() -> list[str]:
+    wind = [f"wind_{category}" for category in WIND_CATEGORIES]
+    return [*WEATHER_COLUMNS, *wind, "hour_sin", "hour_cos", "doy_sin", "doy_cos", PM25_INPUT, PM25_OBSERVED]
+
+
+def fill_gaps(frame: pd.DataFrame, max_gap_hours: int, fill_values: dict[str, Any]) -> pd.DataFrame:
+    """Carry the last reading forward over short gaps, then use training statistics for longer ones.
+
+    Forward filling is the time interpolation that reads no future hour: linear interpolation inside a
+    look-back window would use readings taken after the forecast origin.
+    """
+    return frame.ffill(limit=max_gap_hours).fillna(fill_values)
+
+
+def build_features(grid: pd.DataFrame, params: PreprocessingParams) -> pd.DataFrame:
+    """Model inputs (scaled with `params`), the raw target (missing stays missing) and the target in model space."""
+    weather = fill_gaps(grid[list(WEATHER_COLUMNS)], params.max_gap_hours, params.fill_values)
+    wind = fill_gaps(grid[[WIND_COLUMN]], params.max_gap_hours, {WIND_COLUMN: params.wind_fill})[WIND_COLUMN]
+    target_z = (target_forward(grid[TARGET_COLUMN], params.target_transform) - params.target_mean) / params.target_std
+    mean_z = 0.0  # the training mean, once standardised
+    pm25_input = pd.Series(target_z, index=grid.index).ffill(limit=params.max_gap_hours).fillna(mean_z)
+    hour = grid.index.hour.to_numpy()
+    day_of_year = grid.index.dayofyear.to_numpy() - 1
+    features = pd.DataFrame(index=grid.index)
+    for column in WEATHER_COLUMNS:
+        features[column] = (weather[column] - params.scale_mean[column]) / params.scale_std[column]
+    for category in WIND_CATEGORIES:
+        features[f"wind_{category}"] = (wind == category).astype("float64")
+    features["hour_sin"] = np.sin(2 * np.pi * hour / HOURS_PER_DAY)
+    features["hour_cos"] = np.cos(2 * np.pi * hour / HOURS_PER_DAY)
+    features["doy_sin"] = np.sin(2 * np.pi * day_of_year / 365.25)
+    features["doy_cos"] = np.cos(2 * np.pi * day_of_year / 365.25)
+    features[PM25_INPUT] = pm25_input
+    features[PM25_OBSERVED] = grid[TARGET_COLUMN].notna().astype("float64")
+    features = features[params.feature_columns].astype("float32")
+    features["target"] = grid[TARGET_COLUMN].astype("float64")
+    features["target_z"] = target_z.astype("float32")
+    return features.reset_index()
+
+
+def label_splits(n_hours: int, bounds: SplitBounds) -> np.ndarray:
+    labels = np.full(n_hours, "train", dtype=object)
+    labels[bounds.validation_start : bounds.test_start] = "validation"
+    labels[bounds.test_start :] = "test"
+    return labels
+
+
+def preprocess(
+    raw_path: Path,
+    output_dir: Path,
+    *,
+    test_days: int,
+    validation_days: int,
+    min_train_hours: int,
+    max_gap_hours: int,
+    target_transform: str,
+) -> PreprocessOutput:
+    """Turn the validated raw table into `features.parquet` and `preprocessing.json` under `output_dir`."""
+    features_path, params_path = output_dir / "features.parquet", output_dir / "preprocessing.json"
+    if features_path.exists() and params_path.exists():
+        log.info("preprocess cache hit: %s", output_dir)
+        return PreprocessOutput(features_path, params_path)
+    grid = to_hourly_grid(pd.read_parquet(raw_path))
+    bounds = split_bounds(len(grid), test_days, validation_days, min_train_hours)
+    params = fit_preprocessing(grid.iloc[: bounds.validation_start], max_gap_hours, target_transform)
+    for name, span in (("validation", grid.iloc[bounds.validation_start : bounds.test_start]), ("test", grid.iloc[bounds.test_start :])):
+        if span[TARGET_COLUMN].notna().sum() == 0:
+            raise DataError(f"column {TARGET_COLUMN!r} is never observed in the {name} span (rule: target observed)")
+    features = build_features(grid, params)
+    features["split"] = label_splits(len(features), bounds)
+    storage.write_json(params_path, {**params.to_json(), "splits": split_summary(features)})
+    storage.write_parquet(features_path, features)
+    log.info("features: %s", split_summary(features))
+    return PreprocessOutput(features_path, params_path)
+
+
+def split_summary(features: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """First and last hour and the count of observed targets in each span, for logs and reports."""
+    summary = {}
+    for name in SPLITS:
+        span = features[features["split"] == name]
+        summary[name] = {
+            "start": span["timestamp"].iloc[0].isoformat(),
+            "end": span["timestamp"].iloc[-1].isoformat(),
+            "hours": len(span),
+            "observed_targets": int(span["target"].notna().sum()),
+        }
+    return summary
+
+
+def load_params(params_path: Path) -> PreprocessingParams:
+    payload = storage.read_json(params_path)
+    return PreprocessingParams.from_json({key: payload[key] for key in PreprocessingParams.__dataclass_fields__})
+
+
+@task(cache_policy=NO_CACHE, name="preprocess", task_run_name="preprocess {raw_path.name}")
+def preprocess_task(raw_path: Path, output_dir: Path, test_days: int, validation_days: int, min_train_hours: int,
+                    max_gap_hours: int, target_transform: str) -> PreprocessOutput:
+    return preprocess(raw_path, output_dir, test_days=test_days, validation_days=validation_days,
+                      min_train_hours=min_train_hours, max_gap_hours=max_gap_hours, target_transform=target_transform)

@@ -1,0 +1,188 @@
+"""Report: metrics table, plots and a Markdown report per run, published atomically as reports/latest."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import storage
+from tasks.evaluate import REPORTED_HORIZONS
+
+LATEST = "latest"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    run_dir: Path
+    latest_dir: Path
+    report_path: Path
+    metrics_rows: list[dict[str, Any]]
+
+
+def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model: RMSE and MAE at each reported horizon, best models first by 24-hour RMSE."""
+    rows = []
+    for name, scores in metrics["models"].items():
+        row: dict[str, Any] = {"model": name}
+        for horizon in REPORTED_HORIZONS:
+            key = f"h{horizon}"
+            if key in scores:
+                row[f"rmse_{key}"] = round(scores[key]["rmse"], 2)
+                row[f"mae_{key}"] = round(scores[key]["mae"], 2)
+        rows.append(row)
+    last = max((key for key in rows[0] if key.startswith("rmse_")), key=lambda key: int(key.split("_h")[1]))
+    return sorted(rows, key=lambda row: row[last])
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(row[column]) for column in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_forecast(predictions: pd.DataFrame, path: Path, stretch_days: int = 14) -> Path:
+    """Observed PM2.5 against the LSTM's 1-hour and 24-hour forecasts: a readable stretch and the whole test span."""
+    plt = _pyplot()
+    by_target = {h: predictions[predictions["horizon"] == h].set_index("target_time") for h in (1, 24)}
+    observed = by_target[1]["observed"]
+    # A stretch with plenty of observations and a high peak shows how the forecasts track an episode.
+    daily_peak = observed.resample("D").max()
+    peak_day = daily_peak.idxmax() if daily_peak.notna().any() else observed.index[0]
+    start = max(observed.index[0], peak_day - pd.Timedelta(days=stretch_days // 2))
+    stretch = slice(start, start + pd.Timedelta(days=stretch_days))
+    figure, axes = plt.subplots(2, 1, figsize=(11, 7), constrained_layout=True)
+    for axis, window, title in ((axes[0], stretch, f"{stretch_days} days around the test span's worst episode"),
+                                (axes[1], slice(None), "whole test span")):
+        axis.plot(observed.loc[window], color="black", lw=1.0, label="observed")
+        axis.plot(by_target[1]["lstm"].loc[window], color="tab:blue", lw=0.8, label="LSTM, 1 h ahead")
+        axis.plot(by_target[24]["lstm"].loc[window], color="tab:orange", lw=0.8, alpha=0.8, label="LSTM, 24 h ahead")
+        axis.set_title(title)
+        axis.set_ylabel("PM2.5 (µg/m³)")
+        axis.legend(loc="upper right", fontsize=8)
+    figure.autofmt_xdate()
+    storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
+    plt.close(figure)
+    return path
+
+
+def plot_error_by_horizon(metrics: dict[str, Any], path: Path) -> Path:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
+    horizons = metrics["horizons"]
+    for name, scores in metrics["models"].items():
+        axis.plot(horizons, scores["rmse_by_horizon"], marker="o", ms=3, lw=2.2 if name == "lstm" else 1.2, label=name)
+    axis.set_xlabel("hours ahead")
+    axis.set_ylabel("RMSE (µg/m³)")
+    axis.set_title("Test-span RMSE by horizon (same observed hours for every model)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
+    plt.close(figure)
+    return path
+
+
+def plot_loss(training_log: Path, path: Path) -> Path:
+    plt = _pyplot()
+    history = pd.read_csv(training_log)
+    figure, axis = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    axis.plot(history["epoch"] + 1, history["loss"], marker="o", label="train")
+    axis.plot(history["epoch"] + 1, history["val_loss"], marker="o", label="validation")
+    best = int(np.argmin(history["val_loss"].to_numpy()))
+    axis.axvline(best + 1, color="grey", ls="--", lw=1, label=f"best epoch ({best + 1}), weights restored")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("masked MSE (standardised)")
+    axis.legend()
+    storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
+    plt.close(figure)
+    return path
+
+
+def image_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_index: str, run_name: str,
+                    image_link=lambda name: name) -> str:
+    """The run report; `image_link` maps a picture's file name to its link (a relative path, or a data URI)."""
+    return "\n".join([
+        f"# PM2.5 forecast report: {run_name}",
+        "",
+        f"Test span {metrics['test_start']} to {metrics['test_end']}. Scores in µg/m³ on {metrics['scoring']}.",
+        "",
+        markdown_table(rows),
+        "",
+        f"![Observed vs forecast]({image_link('forecast.png')})",
+        "",
+        f"![RMSE by horizon]({image_link('error_by_horizon.png')})",
+        "",
+        f"![Training loss]({image_link('loss.png')})",
+        "",
+        f"Data quality: [Great Expectations Data Docs]({docs_index})",
+        "",
+    ])
+
+
+def publish_latest(run_dir: Path, reports_dir: Path) -> Path:
+    """Point reports/latest at `run_dir` with one atomic rename of a symbolic link."""
+    latest = reports_dir / LATEST
+    staging = reports_dir / f".{LATEST}.{os.getpid()}"
+    staging.unlink(missing_ok=True)
+    staging.symlink_to(os.path.relpath(run_dir, reports_dir), target_is_directory=True)
+    if latest.is_dir() and not latest.is_symlink():
+        shutil.rmtree(latest)
+    os.replace(staging, latest)
+    return latest
+
+
+def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
+                 docs_index: str, run_name: str) -> ReportOutput:
+    """Write the pictures and report.md into `run_dir` (which holds metrics.json), then publish it as latest."""
+    metrics = storage.read_json(metrics_path)
+    predictions = pd.read_parquet(predictions_path)
+    plot_forecast(predictions, run_dir / "forecast.png")
+    plot_error_by_horizon(metrics, run_dir / "error_by_horizon.png")
+    shutil.copyfile(training_log, run_dir / "training_log.csv")
+    plot_loss(training_log, run_dir / "loss.png")
+    rows = metrics_rows(metrics)
+    docs_link = os.path.relpath(docs_index, run_dir)
+    report_path = storage.write_text(run_dir / "report.md", report_markdown(metrics, rows, docs_link, run_name))
+    latest = publish_latest(run_dir, reports_dir)
+    log.info("report written to %s (published as %s)", report_path, latest)
+    return ReportOutput(run_dir=run_dir, latest_dir=latest, report_path=report_path, metrics_rows=rows)
+
+
+@task(cache_policy=NO_CACHE, name="report", task_run_name="report {run_name}")
+def report_task(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
+                docs_index: str, run_name: str) -> ReportOutput:
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    output = write_report(run_dir, reports_dir, metrics_path, predictions_path, training_log, docs_index, run_name)
+    create_table_artifact(output.metrics_rows, key="pm25-metrics", description="Test-span RMSE/MAE (µg/m³) by model and horizon")
+    metrics = storage.read_json(metrics_path)
+    create_markdown_artifact(
+        report_markdown(metrics, output.metrics_rows, docs_index, run_name, lambda name: image_data_uri(run_dir / name)),
+        key="pm25-report",
+        description="Forecast report with plots",
+    )
+    return output

@@ -1,0 +1,60 @@
+"""The one typed configuration of pm25-pipeline: PM25_ environment variables, CLI flags, flow parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+UCI_SOURCE_URL = (
+    "https://archive.ics.uci.edu/ml/machine-learning-databases/00381/PRSA_data_2010.1.1-2014.12.31.csv"
+)
+# sha256 of the UCI file as published; a source that is this file (by URL or name) must match it.
+UCI_SOURCE_SHA256 = "4127f868775e31b3956522adc0ec75af8937dde6a3896e8beed3a376c6d27f1c"
+UCI_SOURCE_NAME = "PRSA_data_2010.1.1-2014.12.31.csv"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEST_DAYS = 365
+VALIDATION_DAYS = 365
+MIN_TRAIN_DAYS = 365
+
+
+class Settings(BaseSettings):
+    """Every knob of a run. Read from PM25_* variables; CLI flags and flow parameters override them."""
+
+    model_config = SettingsConfigDict(env_prefix="PM25_", extra="forbid", validate_assignment=True)
+
+    source: str = Field(UCI_SOURCE_URL, description="Local path or http(s) URL of the UCI Beijing PM2.5 CSV.")
+    home: Path = Field(Path("pm25_home"), description="Folder under which a run writes data/, reports/ and models/.")
+    max_epochs: int = Field(40, ge=1, description="Upper bound on training epochs (early stopping usually ends sooner).")
+    seed: int = Field(42, description="Seed for weight initialisation and shuffling.")
+    lookback_hours: int = Field(24, ge=1, description="Hours of history fed to the model.")
+    horizon_hours: int = Field(24, ge=1, description="Hours ahead forecast at once.")
+    patience: int = Field(6, ge=1, description="Early-stopping patience in epochs, on validation loss.")
+    batch_size: int = Field(256, ge=1, description="Training batch size.")
+    lstm_units: int = Field(50, ge=1, description="Units in each of the two LSTM layers.")
+    learning_rate: float = Field(2e-3, gt=0, description="Adam learning rate.")
+    max_gap_hours: int = Field(6, ge=0, description="Longest input gap bridged by carrying the last reading forward.")
+    target_transform: Literal["log1p", "identity"] = Field(
+        "log1p", description="Space the model learns PM2.5 in; forecasts are mapped back to µg/m³."
+    )
+    download_retries: int = Field(4, ge=0, description="Retries of a failed download or file read.")
+    retry_delay_seconds: float = Field(2.0, ge=0, description="Base delay of the exponential retry backoff.")
+    download_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one HTTP request.")
+    expectations_dir: Path = Field(
+        PROJECT_ROOT / "expectations", description="Folder of Great Expectations suites (JSON)."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source_scheme_is_supported(cls, value: str) -> str:
+        if "://" in value and not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"source must be an http(s) URL or a local path, got {value!r}")
+        return value
+
+    @classmethod
+    def resolve(cls, **overrides: Any) -> Settings:
+        """Settings from PM25_* variables, with the given values on top; None means "not given"."""
+        return cls(**{key: value for key, value in overrides.items() if value is not None})

@@ -1,0 +1,187 @@
+"""Validate: run the Great Expectations suite in expectations/ over the ingested table and build Data Docs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import storage
+from tasks.errors import DataError
+
+SUITE_FILE = "pm25_raw.json"
+DOCS_SITE = "pm25_data_quality"
+ROW_ID_COLUMN = "source_row"
+EXAMPLE_COUNT = 5
+# Checkpoint arguments that do not identify what was checked.
+_NOISE_KWARGS = {"batch_id", "column", "result_format"}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """One expectation's result, in the words a data-quality report needs."""
+
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    rule: dict[str, Any]
+    unexpected_count: int | None = None
+    example_rows: list[int] = field(default_factory=list)
+    example_values: list[Any] = field(default_factory=list)
+    observed_value: Any = None
+    notes: str | None = None
+
+    def describe(self) -> str:
+        where = f"column {self.column!r}" if self.column else "the table"
+        text = f"rule {self.expectation} {self.rule} failed on {where}"
+        if self.unexpected_count:
+            text += f": {self.unexpected_count} row(s), e.g. rows {self.example_rows} with values {self.example_values}"
+        elif self.observed_value is not None:
+            text += f": observed {self.observed_value}"
+        return text
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    """What a validation found; `passed` is False when any critical rule failed."""
+
+    passed: bool
+    source: str
+    data_path: str
+    rows: int
+    evaluated: int
+    failed_critical: list[RuleOutcome]
+    warnings: list[RuleOutcome]
+    docs_index: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> ValidationSummary:
+        outcomes = {key: [RuleOutcome(**item) for item in payload[key]] for key in ("failed_critical", "warnings")}
+        return cls(**{**payload, **outcomes})
+
+    def error_message(self) -> str:
+        lines = [f"{self.source}: data failed {len(self.failed_critical)} critical data-quality rule(s):"]
+        lines += [f"  - {outcome.describe()}" for outcome in self.failed_critical]
+        lines.append(f"Data Docs: {self.docs_index}")
+        return "\n".join(lines)
+
+
+def load_suite_config(expectations_dir: Path) -> dict[str, Any]:
+    return storage.read_json(expectations_dir / SUITE_FILE)
+
+
+def _json_safe(value: Any) -> Any:
+    """Numpy scalars and NaN from GX results, made JSON-safe."""
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+
+def _outcome(result: Any) -> RuleOutcome:
+    config = result.expectation_config
+    details = result.result or {}
+    index_rows = details.get("partial_unexpected_index_list") or []
+    return RuleOutcome(
+        expectation=config.type,
+        column=config.kwargs.get("column"),
+        severity=str(getattr(config.severity, "value", config.severity)),
+        success=bool(result.success),
+        rule={key: _json_safe(value) for key, value in config.kwargs.items() if key not in _NOISE_KWARGS},
+        unexpected_count=_json_safe(details.get("unexpected_count")),
+        example_rows=[int(row[ROW_ID_COLUMN]) for row in index_rows[:EXAMPLE_COUNT] if ROW_ID_COLUMN in row],
+        example_values=_json_safe(details.get("partial_unexpected_list", [])[:EXAMPLE_COUNT]),
+        observed_value=_json_safe(details.get("observed_value")),
+        notes=(config.meta or {}).get("notes"),
+    )
+
+
+def run_checkpoint(frame: pd.DataFrame, suite_config: dict[str, Any], docs_dir: Path) -> list[RuleOutcome]:
+    """Validate `frame` with the suite through a GX checkpoint that rebuilds the Data Docs site in `docs_dir`."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(
+        site_name=DOCS_SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    batch = context.data_sources.add_pandas("pm25").add_dataframe_asset("raw").add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(gx.ExpectationSuite(**suite_config))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name="pm25_raw", data=batch, suite=suite))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name="pm25_raw",
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
+            result_format={
+                "result_format": "SUMMARY",
+                "unexpected_index_column_names": [ROW_ID_COLUMN],
+                "partial_unexpected_count": EXAMPLE_COUNT,
+            },
+        )
+    )
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    return [_outcome(item) for run in result.run_results.values() for item in run.results]
+
+
+def validate_table(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path) -> ValidationSummary:
+    """Run the suite over the ingested Parquet table and summarise critical failures and warnings."""
+    frame = pd.read_parquet(data_path)
+    outcomes = run_checkpoint(frame, load_suite_config(expectations_dir), docs_dir)
+    failed = [outcome for outcome in outcomes if not outcome.success]
+    critical = [outcome for outcome in failed if outcome.severity == "critical"]
+    return ValidationSummary(
+        passed=not critical,
+        source=source,
+        data_path=str(data_path),
+        rows=len(frame),
+        evaluated=len(outcomes),
+        failed_critical=critical,
+        warnings=[outcome for outcome in failed if outcome.severity != "critical"],
+        docs_index=str(docs_dir / "index.html"),
+    )
+
+
+def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path) -> ValidationSummary:
+    """Validate, reusing a passing verdict for the same table bytes and suite; raise DataError on failure."""
+    suite_sha = storage.sha256_file(expectations_dir / SUITE_FILE)
+    cached = cache_dir / f"{storage.fingerprint(storage.sha256_file(data_path), suite_sha)}.json"
+    if cached.exists() and (docs_dir / "index.html").exists():
+        summary = ValidationSummary.from_json(storage.read_json(cached))
+        log.info("validation cache hit: %s already passed this suite (%s)", data_path.name, cached.name)
+    else:
+        summary = validate_table(data_path, source, expectations_dir, docs_dir)
+        storage.write_json(docs_dir / "summary.json", summary.to_json())
+        if summary.passed:
+            storage.write_json(cached, summary.to_json())
+    for warning in summary.warnings:
+        log.warning("data-quality warning: %s", warning.describe())
+    if not summary.passed:
+        raise DataError(summary.error_message())
+    log.info("data passed %d data-quality rules; Data Docs at %s", summary.evaluated, summary.docs_index)
+    return summary
+
+
+@task(cache_policy=NO_CACHE, name="validate", task_run_name="validate {data_path.name}")
+def validate_task(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path) -> ValidationSummary:
+    return validate_with_cache(data_path, source, expectations_dir, docs_dir, cache_dir)
