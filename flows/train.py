@@ -36,6 +36,7 @@ def train_pm25(
     batch_size: int | None = None,
     lstm_units: int | None = None,
     learning_rate: float | None = None,
+    dropout: float | None = None,
     max_gap_hours: int | None = None,
     target_transform: Literal["log1p", "identity"] | None = None,
     download_retries: int | None = None,
@@ -64,12 +65,13 @@ def train_pm25(
                              settings.horizon_hours, features_dir / f"windows_{settings.lookback_hours}_{settings.horizon_hours}.json")
 
     config = TrainingConfig(max_epochs=settings.max_epochs, patience=settings.patience, batch_size=settings.batch_size,
-                            lstm_units=settings.lstm_units, learning_rate=settings.learning_rate, seed=settings.seed)
+                            lstm_units=settings.lstm_units, learning_rate=settings.learning_rate, dropout=settings.dropout,
+                            seed=settings.seed)
     model_dir = layout.model(features_dir, plan_path.name, config)
     trained = train_task(prepared.features_path, prepared.params_path, plan_path, model_dir, config)
 
     run_dir = layout.run(run_id)
-    evaluation = evaluate_task(prepared.features_path, plan_path, prepared.params_path, trained.model_path, run_dir)
+    evaluation = evaluate_task(prepared.features_path, plan_path, prepared.params_path, trained.model_dir, run_dir)
     report = report_task(run_dir, layout.reports, evaluation.metrics_path, evaluation.predictions_path,
                          trained.model_dir / TRAINING_LOG, quality["docs_index"], run_id)
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),

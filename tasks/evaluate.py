@@ -17,8 +17,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
-from tasks.preprocess import HOURS_PER_DAY, load_params, target_inverse
-from tasks.train import load_model
+from tasks.preprocess import HOURS_PER_DAY, PreprocessingParams, load_params, target_inverse
+from tasks.train import predict_change
 from tasks.windows import WindowPlan, make_window_set
 
 REPORTED_HORIZONS = (1, 3, 6, 12, 24)
@@ -85,19 +85,17 @@ def metrics_table(observed: np.ndarray, forecasts: dict[str, np.ndarray], scored
     return models
 
 
-def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_path: Path, output_dir: Path) -> EvaluationOutput:
-    """Forecast the test span with the LSTM and the baselines; write metrics.json and predictions.parquet."""
-    features = pd.read_parquet(features_path)
-    plan = WindowPlan.from_json(storage.read_json(plan_path))
-    params = load_params(params_path)
-    test = make_window_set(features, plan, "test")
+def forecast_span(features: pd.DataFrame, plan: WindowPlan, params: PreprocessingParams, model_dir: Path,
+                  span: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Forecast `span` with the LSTM and the baselines; return the metrics and the long predictions table."""
+    test = make_window_set(features, plan, span)
     origins, horizon = test.origin_index, plan.horizon
     series = features["target"].to_numpy(dtype="float64")
-    in_test = (features["split"] == "test").to_numpy()
+    in_span = (features["split"] == span).to_numpy()
     observed_z = test.targets  # masked outside the test span
     observed = np.where(np.isfinite(observed_z), np.pad(series, (0, horizon))[origins[:, None] + np.arange(1, horizon + 1)], np.nan)
 
-    change = load_model(model_path).predict(np.ascontiguousarray(test.inputs), batch_size=1024, verbose=0)
+    change = predict_change(model_dir, test.inputs)
     model_space = (test.last_value[:, None] + change) * params.target_std + params.target_mean
     forecasts = {
         "lstm": np.clip(target_inverse(model_space, params.target_transform), 0, None),
@@ -109,19 +107,26 @@ def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_path
         ),
     }
     scored = scored_cells(observed, np.isfinite(series[origins]), forecasts)
-    test_stamps = features["timestamp"][in_test]
+    span_stamps = features["timestamp"][in_span]
     metrics = {
-        "test_start": test_stamps.iloc[0].isoformat(),
-        "test_end": test_stamps.iloc[-1].isoformat(),
-        "scoring": "observed target hours in the test span, from origins with an observed reading; same cells for every model",
+        f"{span}_start": span_stamps.iloc[0].isoformat(),
+        f"{span}_end": span_stamps.iloc[-1].isoformat(),
+        "scoring": f"observed target hours in the {span} span, from origins with an observed reading; same cells for every model",
         "horizons": list(range(1, horizon + 1)),
         "models": metrics_table(observed, forecasts, scored),
     }
+    return metrics, predictions_frame(features, origins, observed, forecasts, scored)
+
+
+def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path) -> EvaluationOutput:
+    """Score the test span; write metrics.json and predictions.parquet into `output_dir`."""
+    metrics, predictions = forecast_span(pd.read_parquet(features_path), WindowPlan.from_json(storage.read_json(plan_path)),
+                                         load_params(params_path), model_dir, "test")
     output_dir.mkdir(parents=True, exist_ok=True)
     storage.write_json(output_dir / "metrics.json", metrics)
-    storage.write_parquet(output_dir / "predictions.parquet", predictions_frame(features, origins, observed, forecasts, scored))
-    log.info("test RMSE at 1/24 h: %s", {name: [round(m["h1"]["rmse"], 2), round(m.get(f"h{horizon}", m["h1"])["rmse"], 2)]
-                                           for name, m in metrics["models"].items()})
+    storage.write_parquet(output_dir / "predictions.parquet", predictions)
+    log.info("test RMSE by model at 1 h and at the last horizon: %s",
+             {name: [round(m["rmse_by_horizon"][0], 2), round(m["rmse_by_horizon"][-1], 2)] for name, m in metrics["models"].items()})
     return EvaluationOutput(output_dir / "metrics.json", output_dir / "predictions.parquet")
 
 
@@ -144,6 +149,6 @@ def predictions_frame(features: pd.DataFrame, origins: np.ndarray, observed: np.
     return frame
 
 
-@task(cache_policy=NO_CACHE, name="evaluate", task_run_name="evaluate {model_path.parent.name}")
-def evaluate_task(features_path: Path, plan_path: Path, params_path: Path, model_path: Path, output_dir: Path) -> EvaluationOutput:
-    return evaluate(features_path, plan_path, params_path, model_path, output_dir)
+@task(cache_policy=NO_CACHE, name="evaluate", task_run_name="evaluate {model_dir.name}")
+def evaluate_task(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path) -> EvaluationOutput:
+    return evaluate(features_path, plan_path, params_path, model_dir, output_dir)

@@ -80,7 +80,7 @@ def plot_forecast(predictions: pd.DataFrame, path: Path, stretch_days: int = 14)
         axis.set_title(title)
         axis.set_ylabel("PM2.5 (µg/m³)")
         axis.legend(loc="upper right", fontsize=8)
-    figure.autofmt_xdate()
+        axis.tick_params(axis="x", labelrotation=25)
     storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
     plt.close(figure)
     return path

@@ -36,9 +36,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(256, ge=1, description="Training batch size.")
     lstm_units: int = Field(50, ge=1, description="Units in each of the two LSTM layers.")
     learning_rate: float = Field(2e-3, gt=0, description="Adam learning rate.")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the LSTM inputs and before the output layer.")
     max_gap_hours: int = Field(6, ge=0, description="Longest input gap bridged by carrying the last reading forward.")
     target_transform: Literal["log1p", "identity"] = Field(
-        "log1p", description="Space the model learns PM2.5 in; forecasts are mapped back to µg/m³."
+        "identity", description="Space the model learns PM2.5 in; forecasts are mapped back to µg/m³."
     )
     download_retries: int = Field(4, ge=0, description="Retries of a failed download or file read.")
     retry_delay_seconds: float = Field(2.0, ge=0, description="Base delay of the exponential retry backoff.")

@@ -38,6 +38,7 @@ class TrainingConfig:
     batch_size: int
     lstm_units: int
     learning_rate: float
+    dropout: float
     seed: int
 
 
@@ -49,6 +50,7 @@ class TrainedModel:
     best_epoch: int
     best_val_loss: float
     seconds: float
+    change_scale: list[float]
     cache_hit: bool = False
 
 
@@ -75,13 +77,14 @@ def masked_mse(y_true, y_pred):
     return ops.sum(ops.square(error)) / count
 
 
-def build_model(lookback: int, n_features: int, horizon: int, units: int, learning_rate: float):
+def build_model(lookback: int, n_features: int, horizon: int, units: int, learning_rate: float, dropout: float):
     """Two stacked LSTM layers (the seed recipe's shape) and a dense head with one output per horizon."""
     import keras
 
     inputs = keras.Input(shape=(lookback, n_features), name="history")
-    hidden = keras.layers.LSTM(units, return_sequences=True, name="lstm_1")(inputs)
-    hidden = keras.layers.LSTM(units, name="lstm_2")(hidden)
+    hidden = keras.layers.LSTM(units, return_sequences=True, dropout=dropout, name="lstm_1")(inputs)
+    hidden = keras.layers.LSTM(units, dropout=dropout, name="lstm_2")(hidden)
+    hidden = keras.layers.Dropout(dropout, name="head_dropout")(hidden)
     outputs = keras.layers.Dense(horizon, name="change_per_horizon")(hidden)
     model = keras.Model(inputs, outputs, name="pm25_lstm")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=masked_mse)
@@ -89,8 +92,17 @@ def build_model(lookback: int, n_features: int, horizon: int, units: int, learni
 
 
 def change_targets(windows: WindowSet) -> np.ndarray:
-    """Training targets: each horizon's value minus the last input value (NaN where unobserved)."""
+    """Each horizon's value minus the last input value (NaN where unobserved)."""
     return windows.targets - windows.last_value[:, None]
+
+
+def fit_change_scale(train: WindowSet) -> np.ndarray:
+    """Per-horizon spread of the change on the training span.
+
+    The model learns change/scale, so each horizon weighs the same in the loss; otherwise the large
+    day-ahead errors drown the hour-ahead ones.
+    """
+    return np.nanstd(change_targets(train), axis=0).astype("float32")
 
 
 def _epoch_reporter(on_epoch: EpochCallback | None):
@@ -129,15 +141,17 @@ def train_model(
     train = load_window_set(features_path, plan_path, "train")
     validation = load_window_set(features_path, plan_path, "validation")
     _, lookback, n_features = train.inputs.shape
-    model = build_model(lookback, n_features, train.targets.shape[1], config.lstm_units, config.learning_rate)
+    model = build_model(lookback, n_features, train.targets.shape[1], config.lstm_units, config.learning_rate,
+                        config.dropout)
     model_dir.mkdir(parents=True, exist_ok=True)
     log_path = model_dir / TRAINING_LOG
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     started = time.perf_counter()
+    change_scale = fit_change_scale(train)
     history = model.fit(
         np.ascontiguousarray(train.inputs),
-        change_targets(train),
-        validation_data=(np.ascontiguousarray(validation.inputs), change_targets(validation)),
+        change_targets(train) / change_scale,
+        validation_data=(np.ascontiguousarray(validation.inputs), change_targets(validation) / change_scale),
         epochs=config.max_epochs,
         batch_size=config.batch_size,
         shuffle=True,
@@ -150,8 +164,8 @@ def train_model(
     storage.write_atomically(model_dir / MODEL_FILE, lambda path: model.save(str(path)))
     storage.write_bytes(model_dir / PREPROCESSING_FILE, params_path.read_bytes())
     storage.write_bytes(model_dir / WINDOWS_FILE, plan_path.read_bytes())
-    result = {"epochs_run": len(val_losses), "best_epoch": best_epoch,
-              "best_val_loss": float(val_losses[best_epoch - 1]), "seconds": seconds}
+    result = {"epochs_run": len(val_losses), "best_epoch": best_epoch, "best_val_loss": float(val_losses[best_epoch - 1]),
+              "seconds": seconds, "change_scale": change_scale.tolist()}
     storage.write_json(summary_path, result)  # written last: its presence marks a complete model folder
     log.info("trained %d epochs in %.1f s; best epoch %d (val loss %.4f)", len(val_losses), seconds, best_epoch,
              result["best_val_loss"])
@@ -163,6 +177,13 @@ def load_model(model_path: Path):
     import keras
 
     return keras.saving.load_model(model_path, compile=False, safe_mode=True)
+
+
+def predict_change(model_dir: Path, inputs: np.ndarray) -> np.ndarray:
+    """The model's forecast change from the last input hour, per horizon, in standardised target space."""
+    scale = np.asarray(storage.read_json(model_dir / TRAINING_SUMMARY)["change_scale"], dtype="float32")
+    model = load_model(model_dir / MODEL_FILE)
+    return model.predict(np.ascontiguousarray(inputs), batch_size=1024, verbose=0) * scale
 
 
 @task(cache_policy=NO_CACHE, name="train", task_run_name="train lstm {config.lstm_units}u seed {config.seed}")

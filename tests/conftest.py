@@ -1,0 +1,63 @@
+"""Shared fixtures: one Prefect test server per session, the real UCI file, and small generated tables."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Prefect reads these when it is first imported, so they are set before any test module imports it.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="pm25-prefect-home-"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "PRSA_data_2010.1.1-2014.12.31.csv"
+UCI_COLUMNS = ["No", "year", "month", "day", "hour", "pm2.5", "DEWP", "TEMP", "PRES", "cbwd", "Iws", "Is", "Ir"]
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect API for every test that runs a flow (it takes ~18 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    """The unmodified UCI file from ../shared/data (never copied into the project)."""
+    given = os.environ.get("PM25_SOURCE", "")
+    source = Path(given) if given and "://" not in given else REAL_CSV
+    assert source.is_file(), f"the real UCI file is needed for this test: {source} is missing"
+    return source
+
+
+@pytest.fixture(scope="session")
+def real_lines(real_csv: Path) -> list[str]:
+    """The real file's lines (CRLF kept), to build broken variants of it at test time."""
+    return real_csv.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def uci_frame(hours: int, start: str = "2010-01-01", seed: int = 0) -> pd.DataFrame:
+    """A small table in the UCI layout with plausible random readings."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(start, periods=hours, freq="h")
+    return pd.DataFrame({
+        "No": np.arange(1, hours + 1),
+        "year": stamps.year, "month": stamps.month, "day": stamps.day, "hour": stamps.hour,
+        "pm2.5": rng.integers(5, 300, hours).astype(float),
+        "DEWP": rng.integers(-20, 20, hours), "TEMP": rng.integers(-10, 30, hours),
+        "PRES": rng.integers(1000, 1035, hours).astype(float),
+        "cbwd": rng.choice(["NW", "NE", "SE", "cv"], hours),
+        "Iws": rng.uniform(0, 50, hours).round(2), "Is": 0, "Ir": 0,
+    })[UCI_COLUMNS]
+
+
+def csv_bytes(frame: pd.DataFrame, line_end: str = "\r\n") -> bytes:
+    return frame.to_csv(index=False, lineterminator=line_end, na_rep="NA").encode()

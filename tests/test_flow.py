@@ -1,0 +1,85 @@
+"""The real training flow on the real UCI file (one epoch), and the flow stopping on bad data."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flows.train import train_pm25
+from tasks.errors import DataError
+from tasks.evaluate import BASELINES, REPORTED_HORIZONS
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture(scope="module")
+def trained_home(real_csv, tmp_path_factory) -> tuple[Path, dict]:
+    home = tmp_path_factory.mktemp("home")
+    result = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
+    return home, result
+
+
+def test_flow_writes_every_output(trained_home):
+    home, result = trained_home
+    latest = home / "reports" / "latest"
+    for name in ("metrics.json", "forecast.png", "loss.png", "error_by_horizon.png", "report.md", "predictions.parquet"):
+        assert (latest / name).is_file(), name
+    assert latest.resolve() == Path(result["run_dir"]).resolve()
+    assert (home / "reports" / "data_quality" / "index.html").is_file()
+    model_dir = Path(result["model"]).parent
+    for name in ("model.keras", "preprocessing.json", "windows.json", "training_log.csv", "training.json"):
+        assert (model_dir / name).is_file(), name
+    assert "data_quality/index.html" in (latest / "report.md").read_text()
+
+
+def test_metrics_hold_every_model_and_horizon_scored_on_the_same_hours(trained_home):
+    home, _ = trained_home
+    metrics = json.loads((home / "reports" / "latest" / "metrics.json").read_text())
+    assert metrics["test_start"].startswith("2014-01-01T00:00") and metrics["test_end"].startswith("2014-12-31T23:00")
+    assert set(metrics["models"]) == {"lstm", *BASELINES}
+    for horizon in REPORTED_HORIZONS:
+        counts = {name: scores[f"h{horizon}"]["n"] for name, scores in metrics["models"].items()}
+        assert len(set(counts.values())) == 1 and counts["lstm"] > 8000
+    # Persistence on 2014's observed hours: the published check that split and scoring are honest.
+    assert metrics["models"]["persistence"]["h1"]["rmse"] == pytest.approx(22.06, abs=0.01)
+
+
+def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv):
+    home, first = trained_home
+    again = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
+    assert again["model"] == first["model"] and again["run_id"] != first["run_id"]
+    assert len(list((home / "models").iterdir())) == 1
+
+
+def _write_variant(lines: list[str], path: Path, edit) -> Path:
+    header, rows = lines[0], lines[1:]
+    path.write_text(edit(header, rows), encoding="utf-8")
+    return path
+
+
+def test_missing_column_stops_the_flow_before_training(real_lines, tmp_path):
+    def drop_pres(header, rows):
+        def without(line):
+            cells = line.rstrip("\r\n").split(",")
+            return ",".join(cells[:8] + cells[9:]) + "\r\n"
+        return "".join(without(line) for line in [header, *rows])
+
+    source = _write_variant(real_lines, tmp_path / "no_pres.csv", drop_pres)
+    with pytest.raises(DataError, match=r"no_pres\.csv: required column\(s\) \['PRES'\] missing"):
+        train_pm25(source=str(source), home=str(tmp_path / "home"), max_epochs=1)
+    assert not (tmp_path / "home" / "models").exists()
+
+
+def test_out_of_range_value_stops_the_flow_naming_rule_column_and_rows(real_lines, tmp_path):
+    def pressure_in_pascal(header, rows):
+        cells = rows[99].split(",")
+        cells[8] = str(float(cells[8]) * 100)
+        return header + "".join(rows[:99]) + ",".join(cells) + "".join(rows[100:])
+
+    source = _write_variant(real_lines, tmp_path / "pascal.csv", pressure_in_pascal)
+    with pytest.raises(DataError) as failure:
+        train_pm25(source=str(source), home=str(tmp_path / "home"), max_epochs=1)
+    message = str(failure.value)
+    assert "expect_column_values_to_be_between" in message and "'PRES'" in message and "rows [100]" in message
+    assert not (tmp_path / "home" / "models").exists()
+    assert (tmp_path / "home" / "reports" / "data_quality" / "index.html").is_file()
