@@ -51,6 +51,7 @@ def atomic_path(destination: Path) -> Iterator[Path]:
         yield temporary_path
         with open(temporary_path, "rb+") as written:
             os.fsync(written.fileno())
+        temporary_path.chmod(0o644)  # mkstemp creates 0600; outputs are meant to be shared and served
         os.replace(temporary_path, destination)
     finally:
         temporary_path.unlink(missing_ok=True)
