@@ -71,7 +71,8 @@ def train_pm25(
     trained = train_task(prepared.features_path, prepared.params_path, plan_path, model_dir, config)
 
     run_dir = layout.run(run_id)
-    evaluation = evaluate_task(prepared.features_path, plan_path, prepared.params_path, trained.model_dir, run_dir)
+    evaluation = evaluate_task(prepared.features_path, plan_path, prepared.params_path, trained.model_dir, run_dir,
+                               settings.seed)
     report = report_task(run_dir, layout.reports, evaluation.metrics_path, evaluation.predictions_path,
                          trained.model_dir / TRAINING_LOG, quality["docs_index"], run_id)
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),

@@ -17,12 +17,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
-from tasks.preprocess import HOURS_PER_DAY, PreprocessingParams, load_params, target_inverse
+from tasks.gbm import fit_predict_gbm
+from tasks.preprocess import HOURS_PER_DAY, PM25_INPUT, PreprocessingParams, load_params, target_inverse
 from tasks.train import predict_change
-from tasks.windows import WindowPlan, make_window_set
+from tasks.windows import WindowPlan, WindowSet, make_window_set
 
 REPORTED_HORIZONS = (1, 3, 6, 12, 24)
-BASELINES = ("persistence", "seasonal_naive", "climatology")
+BASELINES = ("gbm", "persistence", "seasonal_naive", "climatology")
+INTERVAL_COVERAGE = 0.8
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +61,23 @@ def climatology(table: pd.Series, timestamps: pd.Series, origins: np.ndarray, ho
     return table.reindex(keys).to_numpy().reshape(target_rows.shape)
 
 
-def score(observed: np.ndarray, predicted: np.ndarray, scored: np.ndarray) -> dict[str, float | int]:
-    """RMSE and MAE (µg/m³) over the scored cells of one horizon."""
+def score(observed: np.ndarray, predicted: np.ndarray, scored: np.ndarray) -> dict[str, float | int | None]:
+    """RMSE and MAE (µg/m³) over the scored cells of one horizon; None where the model made no forecast."""
     error = predicted[scored] - observed[scored]
-    if error.size == 0:
-        return {"rmse": float("nan"), "mae": float("nan"), "n": 0}
+    if error.size == 0 or not np.isfinite(error).all():
+        return {"rmse": None, "mae": None, "n": 0}
     return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))), "n": int(error.size)}
 
 
 def scored_cells(observed: np.ndarray, origin_observed: np.ndarray, forecasts: dict[str, np.ndarray]) -> np.ndarray:
-    """Cells every model is judged on: observed target, observed origin, and a finite forecast from each model."""
+    """Cells every model is judged on: observed target, observed origin, and a finite forecast from each model.
+
+    A model that forecasts only some horizons (all-NaN columns elsewhere) constrains only those horizons.
+    """
     mask = np.isfinite(observed) & origin_observed[:, None]
     for values in forecasts.values():
-        mask &= np.isfinite(values)
+        forecast_horizons = np.isfinite(values).any(axis=0)
+        mask[:, forecast_horizons] &= np.isfinite(values[:, forecast_horizons])
     return mask
 
 
@@ -85,20 +91,55 @@ def metrics_table(observed: np.ndarray, forecasts: dict[str, np.ndarray], scored
     return models
 
 
-def forecast_span(features: pd.DataFrame, plan: WindowPlan, params: PreprocessingParams, model_dir: Path,
-                  span: str) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Forecast `span` with the LSTM and the baselines; return the metrics and the long predictions table."""
-    test = make_window_set(features, plan, span)
+def observed_targets(series: np.ndarray, windows: WindowSet) -> np.ndarray:
+    """Readings in µg/m³ at each sample's target hours; NaN where unobserved or outside the span."""
+    horizon = windows.targets.shape[1]
+    rows = windows.origin_index[:, None] + np.arange(1, horizon + 1)
+    return np.where(np.isfinite(windows.targets), np.pad(series, (0, horizon), constant_values=np.nan)[rows], np.nan)
+
+
+def to_micrograms(windows: WindowSet, change: np.ndarray, params: PreprocessingParams) -> np.ndarray:
+    """Forecast changes (standardised model space) back to non-negative µg/m³."""
+    model_space = (windows.last_value[:, None] + change) * params.target_std + params.target_mean
+    return np.clip(target_inverse(model_space, params.target_transform), 0, None)
+
+
+def fit_interval_offsets(observed: np.ndarray, forecast: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-horizon residual quantiles (split conformal): forecast + offsets brackets `coverage` of outcomes."""
+    residual = observed - forecast
+    tail = (1 - coverage) / 2
+    return np.nanquantile(residual, tail, axis=0), np.nanquantile(residual, 1 - tail, axis=0)
+
+
+def interval_coverage(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray, scored: np.ndarray) -> dict[str, Any]:
+    inside = (observed >= lower) & (observed <= upper)
+    by_horizon = [float(inside[scored[:, h], h].mean()) for h in range(observed.shape[1])]
+    return {"coverage_80": float(inside[scored].mean()), "coverage_by_horizon": by_horizon,
+            "mean_width_by_horizon": [float(np.mean(upper[scored[:, h], h] - lower[scored[:, h], h])) for h in range(observed.shape[1])]}
+
+
+def forecast_test(features: pd.DataFrame, plan: WindowPlan, params: PreprocessingParams, model_dir: Path,
+                  seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Forecast the test span with the LSTM and every baseline; return the metrics and the long predictions table.
+
+    80 % intervals come from the LSTM's residual quantiles on the validation span, never from the test span.
+    """
+    test = make_window_set(features, plan, "test")
     origins, horizon = test.origin_index, plan.horizon
     series = features["target"].to_numpy(dtype="float64")
-    in_span = (features["split"] == span).to_numpy()
-    observed_z = test.targets  # masked outside the test span
-    observed = np.where(np.isfinite(observed_z), np.pad(series, (0, horizon))[origins[:, None] + np.arange(1, horizon + 1)], np.nan)
-
-    change = predict_change(model_dir, test.inputs)
-    model_space = (test.last_value[:, None] + change) * params.target_std + params.target_mean
+    observed = observed_targets(series, test)
+    validation = make_window_set(features, plan, "validation")
+    lower_offset, upper_offset = fit_interval_offsets(
+        observed_targets(series, validation), to_micrograms(validation, predict_change(model_dir, validation.inputs), params),
+        INTERVAL_COVERAGE,
+    )
+    lstm = to_micrograms(test, predict_change(model_dir, test.inputs), params)
+    train = make_window_set(features, plan, "train")
+    pm25_column = plan.feature_columns.index(PM25_INPUT)
+    gbm_horizons = tuple(h for h in REPORTED_HORIZONS if h <= horizon)
     forecasts = {
-        "lstm": np.clip(target_inverse(model_space, params.target_transform), 0, None),
+        "lstm": lstm,
+        "gbm": to_micrograms(test, fit_predict_gbm(train, test, pm25_column, gbm_horizons, seed), params),
         "persistence": persistence(series, origins, horizon),
         "seasonal_naive": seasonal_naive(series, origins, horizon),
         "climatology": climatology(
@@ -107,21 +148,26 @@ def forecast_span(features: pd.DataFrame, plan: WindowPlan, params: Preprocessin
         ),
     }
     scored = scored_cells(observed, np.isfinite(series[origins]), forecasts)
-    span_stamps = features["timestamp"][in_span]
+    lower, upper = np.clip(lstm + lower_offset, 0, None), lstm + upper_offset
+    test_stamps = features["timestamp"][(features["split"] == "test").to_numpy()]
     metrics = {
-        f"{span}_start": span_stamps.iloc[0].isoformat(),
-        f"{span}_end": span_stamps.iloc[-1].isoformat(),
-        "scoring": f"observed target hours in the {span} span, from origins with an observed reading; same cells for every model",
+        "test_start": test_stamps.iloc[0].isoformat(),
+        "test_end": test_stamps.iloc[-1].isoformat(),
+        "scoring": "observed target hours in the test span, from origins with an observed reading; same cells for every model",
         "horizons": list(range(1, horizon + 1)),
         "models": metrics_table(observed, forecasts, scored),
+        "intervals": {"method": "split conformal: LSTM residual quantiles 0.1 and 0.9 per horizon on the validation span",
+                      **interval_coverage(observed, lower, upper, scored)},
     }
-    return metrics, predictions_frame(features, origins, observed, forecasts, scored)
+    predictions = predictions_frame(features, origins, observed, {**forecasts, "lstm_lower": lower, "lstm_upper": upper}, scored)
+    return metrics, predictions
 
 
-def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path) -> EvaluationOutput:
+def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path,
+             seed: int) -> EvaluationOutput:
     """Score the test span; write metrics.json and predictions.parquet into `output_dir`."""
-    metrics, predictions = forecast_span(pd.read_parquet(features_path), WindowPlan.from_json(storage.read_json(plan_path)),
-                                         load_params(params_path), model_dir, "test")
+    metrics, predictions = forecast_test(pd.read_parquet(features_path), WindowPlan.from_json(storage.read_json(plan_path)),
+                                         load_params(params_path), model_dir, seed)
     output_dir.mkdir(parents=True, exist_ok=True)
     storage.write_json(output_dir / "metrics.json", metrics)
     storage.write_parquet(output_dir / "predictions.parquet", predictions)
@@ -150,5 +196,6 @@ def predictions_frame(features: pd.DataFrame, origins: np.ndarray, observed: np.
 
 
 @task(cache_policy=NO_CACHE, name="evaluate", task_run_name="evaluate {model_dir.name}")
-def evaluate_task(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path) -> EvaluationOutput:
-    return evaluate(features_path, plan_path, params_path, model_dir, output_dir)
+def evaluate_task(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path,
+                  seed: int) -> EvaluationOutput:
+    return evaluate(features_path, plan_path, params_path, model_dir, output_dir, seed)

@@ -62,9 +62,11 @@ def _pyplot():
 
 
 def plot_forecast(predictions: pd.DataFrame, path: Path, stretch_days: int = 14) -> Path:
-    """Observed PM2.5 against the LSTM's 1-hour and 24-hour forecasts: a readable stretch and the whole test span."""
+    """Observed PM2.5 against the LSTM's 1-hour and last-horizon forecasts (with its 80 % interval):
+    a readable stretch and the whole test span."""
     plt = _pyplot()
-    by_target = {h: predictions[predictions["horizon"] == h].set_index("target_time") for h in (1, 24)}
+    last = int(predictions["horizon"].max())
+    by_target = {h: predictions[predictions["horizon"] == h].set_index("target_time") for h in (1, last)}
     observed = by_target[1]["observed"]
     # A stretch with plenty of observations and a high peak shows how the forecasts track an episode.
     daily_peak = observed.resample("D").max()
@@ -75,8 +77,11 @@ def plot_forecast(predictions: pd.DataFrame, path: Path, stretch_days: int = 14)
     for axis, window, title in ((axes[0], stretch, f"{stretch_days} days around the test span's worst episode"),
                                 (axes[1], slice(None), "whole test span")):
         axis.plot(observed.loc[window], color="black", lw=1.0, label="observed")
+        far = by_target[last].loc[window]
+        axis.fill_between(far.index, far["lstm_lower"], far["lstm_upper"], color="tab:orange",
+                          alpha=0.2, lw=0, label=f"80 % interval, {last} h ahead")
         axis.plot(by_target[1]["lstm"].loc[window], color="tab:blue", lw=0.8, label="LSTM, 1 h ahead")
-        axis.plot(by_target[24]["lstm"].loc[window], color="tab:orange", lw=0.8, alpha=0.8, label="LSTM, 24 h ahead")
+        axis.plot(far["lstm"], color="tab:orange", lw=0.8, alpha=0.8, label=f"LSTM, {last} h ahead")
         axis.set_title(title)
         axis.set_ylabel("PM2.5 (µg/m³)")
         axis.legend(loc="upper right", fontsize=8)
@@ -91,7 +96,9 @@ def plot_error_by_horizon(metrics: dict[str, Any], path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
     horizons = metrics["horizons"]
     for name, scores in metrics["models"].items():
-        axis.plot(horizons, scores["rmse_by_horizon"], marker="o", ms=3, lw=2.2 if name == "lstm" else 1.2, label=name)
+        rmse = np.array(scores["rmse_by_horizon"], dtype="float64")  # None (no forecast at that horizon) → NaN
+        shown = np.isfinite(rmse)
+        axis.plot(np.array(horizons)[shown], rmse[shown], marker="o", ms=3, lw=2.2 if name == "lstm" else 1.2, label=name)
     axis.set_xlabel("hours ahead")
     axis.set_ylabel("RMSE (µg/m³)")
     axis.set_title("Test-span RMSE by horizon (same observed hours for every model)")
@@ -131,6 +138,9 @@ def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_in
         f"Test span {metrics['test_start']} to {metrics['test_end']}. Scores in µg/m³ on {metrics['scoring']}.",
         "",
         markdown_table(rows),
+        "",
+        f"LSTM 80 % prediction intervals cover {metrics['intervals']['coverage_80']:.3f} of the scored test hours "
+        f"({metrics['intervals']['method']}).",
         "",
         f"![Observed vs forecast]({image_link('forecast.png')})",
         "",

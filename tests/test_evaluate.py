@@ -2,7 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import climatology, fit_climatology, persistence, score, scored_cells, seasonal_naive
+from tasks.evaluate import (
+    climatology, fit_climatology, fit_interval_offsets, interval_coverage, persistence, score, scored_cells, seasonal_naive,
+)
 
 
 def test_persistence_repeats_the_origin_reading():
@@ -51,3 +53,22 @@ def test_masked_loss_ignores_missing_targets():
     truth = np.array([[1.0, np.nan], [np.nan, 3.0]], dtype="float32")
     prediction = np.array([[2.0, 100.0], [-50.0, 5.0]], dtype="float32")
     assert float(masked_mse(truth, prediction)) == pytest.approx((1.0 + 4.0) / 2)
+
+
+def test_a_model_with_some_horizons_only_constrains_those_horizons():
+    observed = np.ones((2, 3))
+    forecasts = {"full": np.ones((2, 3)), "partial": np.array([[1.0, np.nan, np.nan], [np.nan, np.nan, np.nan]])}
+    cells = scored_cells(observed, np.array([True, True]), forecasts)
+    np.testing.assert_array_equal(cells, [[True, True, True], [False, True, True]])
+    assert score(observed[:, 1], forecasts["partial"][:, 1], cells[:, 1]) == {"rmse": None, "mae": None, "n": 0}
+
+
+def test_conformal_intervals_cover_the_calibrated_share_of_similar_outcomes():
+    rng = np.random.default_rng(0)
+    forecast = np.zeros((20000, 2))
+    calibration = rng.normal(0, [1.0, 3.0], size=(20000, 2))
+    lower, upper = fit_interval_offsets(calibration, forecast, coverage=0.8)
+    assert upper[1] > upper[0] > 0 > lower[0] > lower[1]  # wider where errors are larger
+    fresh = rng.normal(0, [1.0, 3.0], size=(20000, 2))
+    result = interval_coverage(fresh, forecast + lower, forecast + upper, np.ones_like(fresh, dtype=bool))
+    assert result["coverage_80"] == pytest.approx(0.8, abs=0.01)

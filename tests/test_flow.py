@@ -42,6 +42,7 @@ def test_metrics_hold_every_model_and_horizon_scored_on_the_same_hours(trained_h
         assert len(set(counts.values())) == 1 and counts["lstm"] > 8000
     # Persistence on 2014's observed hours: the published check that split and scoring are honest.
     assert metrics["models"]["persistence"]["h1"]["rmse"] == pytest.approx(22.06, abs=0.01)
+    assert 0.5 < metrics["intervals"]["coverage_80"] < 1.0
 
 
 def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv):
