@@ -1,11 +1,10 @@
 import logging
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tasks.errors import DataError, SourceError
-from tasks.ingest import FetchedSource, fetch_source, ingest_source, parse_csv, read_source_bytes
+from tasks.ingest import fetch_source, ingest_source, parse_csv, read_source_bytes
 from tasks.settings import UCI_SOURCE_NAME
 from tests.conftest import csv_bytes, uci_frame
 
