@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import storage
 from tasks.gbm import fit_predict_gbm
 from tasks.preprocess import HOURS_PER_DAY, PM25_INPUT, PreprocessingParams, load_params, target_inverse
-from tasks.train import predict_change
+from tasks.train import load_change_predictor
 from tasks.windows import WindowPlan, WindowSet, make_window_set
 
 REPORTED_HORIZONS = (1, 3, 6, 12, 24)
@@ -128,12 +128,13 @@ def forecast_test(features: pd.DataFrame, plan: WindowPlan, params: Preprocessin
     origins, horizon = test.origin_index, plan.horizon
     series = features["target"].to_numpy(dtype="float64")
     observed = observed_targets(series, test)
+    predict_change = load_change_predictor(model_dir)
     validation = make_window_set(features, plan, "validation")
     lower_offset, upper_offset = fit_interval_offsets(
-        observed_targets(series, validation), to_micrograms(validation, predict_change(model_dir, validation.inputs), params),
+        observed_targets(series, validation), to_micrograms(validation, predict_change(validation.inputs), params),
         INTERVAL_COVERAGE,
     )
-    lstm = to_micrograms(test, predict_change(model_dir, test.inputs), params)
+    lstm = to_micrograms(test, predict_change(test.inputs), params)
     train = make_window_set(features, plan, "train")
     pm25_column = plan.feature_columns.index(PM25_INPUT)
     gbm_horizons = tuple(h for h in REPORTED_HORIZONS if h <= horizon)
@@ -171,8 +172,9 @@ def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_dir:
     output_dir.mkdir(parents=True, exist_ok=True)
     storage.write_json(output_dir / "metrics.json", metrics)
     storage.write_parquet(output_dir / "predictions.parquet", predictions)
-    log.info("test RMSE by model at 1 h and at the last horizon: %s",
-             {name: [round(m["rmse_by_horizon"][0], 2), round(m["rmse_by_horizon"][-1], 2)] for name, m in metrics["models"].items()})
+    farthest = f"h{max(h for h in REPORTED_HORIZONS if h <= len(metrics['horizons']))}"
+    log.info("test RMSE by model at h1 and %s: %s", farthest,
+             {name: [round(m["h1"]["rmse"], 2), round(m[farthest]["rmse"], 2)] for name, m in metrics["models"].items()})
     return EvaluationOutput(output_dir / "metrics.json", output_dir / "predictions.parquet")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tasks.train import change_targets
 from tasks.windows import WindowSet
 
 GBM_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 31, "min_samples_leaf": 40,
@@ -26,7 +27,7 @@ def fit_predict_gbm(train: WindowSet, test: WindowSet, pm25_column: int, horizon
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     train_x, test_x = lagged_features(train, pm25_column), lagged_features(test, pm25_column)
-    change = train.targets - train.last_value[:, None]
+    change = change_targets(train)
     forecast = np.full(test.targets.shape, np.nan, dtype="float64")
     for horizon in horizons:
         observed = np.isfinite(change[:, horizon - 1])

@@ -179,11 +179,12 @@ def load_model(model_path: Path):
     return keras.saving.load_model(model_path, compile=False, safe_mode=True)
 
 
-def predict_change(model_dir: Path, inputs: np.ndarray) -> np.ndarray:
-    """The model's forecast change from the last input hour, per horizon, in standardised target space."""
+def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Load the model once; the returned function maps input windows to the forecast change from the last
+    input hour, per horizon, in standardised target space."""
     scale = np.asarray(storage.read_json(model_dir / TRAINING_SUMMARY)["change_scale"], dtype="float32")
     model = load_model(model_dir / MODEL_FILE)
-    return model.predict(np.ascontiguousarray(inputs), batch_size=1024, verbose=0) * scale
+    return lambda inputs: model.predict(np.ascontiguousarray(inputs), batch_size=1024, verbose=0) * scale
 
 
 @task(cache_policy=NO_CACHE, name="train", task_run_name="train lstm {config.lstm_units}u seed {config.seed}")
