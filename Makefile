@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install install-dev run validate test clean
+.PHONY: install install-dev run validate serve test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ run: install
 
 validate: install
 	$(BIN)/pm25 validate
+
+# Prefect server + work pool + deployments + worker on 127.0.0.1:$(PORT); Ctrl-C stops them all.
+# PostgreSQL instead of SQLite: PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect make serve
+PORT ?= 4200
+serve: install
+	$(BIN)/pm25 serve --port $(PORT)
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

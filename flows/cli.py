@@ -1,4 +1,6 @@
-"""`pm25`: run the flows from a shell. Every settings field is a flag; flags beat PM25_* variables."""
+"""`pm25`: run the flows, list models, serve and trigger deployments from a shell.
+
+Every flow parameter is a flag; flags beat PM25_* variables, which beat the defaults."""
 
 from __future__ import annotations
 
@@ -6,14 +8,22 @@ import argparse
 import inspect
 import json
 import logging
+import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
-from tasks.errors import DataError, SourceError
+from flows.serve import DEFAULT_PORT, LocalPrefect
+from flows.serve import serve as serve_locally
+from tasks.errors import DataError, RegistryError, SourceError
+from tasks.layout import Layout
+from tasks.registry import read_registry
 from tasks.settings import Settings
+
+NIGHTLY = "train-pm25/nightly"
 
 
 def _flag_type(annotation: object) -> tuple[Callable[[str], object], list[str] | None]:
@@ -38,35 +48,84 @@ def flow_parameter_names(flow_function: Callable) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from flows.forecast import forecast_pm25
     from flows.train import train_pm25
     from flows.validate import validate_pm25
 
     parser = argparse.ArgumentParser(prog="pm25", description="Beijing PM2.5 forecasting pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="Train, evaluate and report once, locally (no Prefect server needed).")
+    run = commands.add_parser("run", help="Train, evaluate, register and forecast once, locally (no Prefect server needed).")
     add_settings_flags(run, flow_parameter_names(train_pm25.fn))
-    run.set_defaults(flow=train_pm25)
+    run.set_defaults(action=run_flow(train_pm25))
     validate = commands.add_parser("validate", help="Ingest and validate the data; write the data-quality report.")
     add_settings_flags(validate, flow_parameter_names(validate_pm25.fn))
-    validate.set_defaults(flow=validate_pm25)
+    validate.set_defaults(action=run_flow(validate_pm25))
+    forecast = commands.add_parser("forecast", help="Forecast the next hours with the champion model, locally.")
+    add_settings_flags(forecast, flow_parameter_names(forecast_pm25.fn))
+    forecast.set_defaults(action=run_flow(forecast_pm25))
+    models = commands.add_parser("models", help="List the registered model versions; * marks the champion.")
+    add_settings_flags(models, ["home"])
+    models.add_argument("--json", action="store_true", help="Print the registry as JSON.")
+    models.set_defaults(action=list_models)
+    trigger = commands.add_parser("trigger", help="Start a deployment's run on a Prefect server and follow it to the end.")
+    trigger.add_argument("--deployment", default=NIGHTLY, help=f"flow/deployment name [default {NIGHTLY}]")
+    trigger.add_argument("--api-url", default=os.environ.get("PREFECT_API_URL", LocalPrefect().api_url),
+                         help="Prefect API of the server [env PREFECT_API_URL; default that of `make serve`]")
+    add_settings_flags(trigger, flow_parameter_names(train_pm25.fn))
+    trigger.set_defaults(action=trigger_deployment)
+    serve = commands.add_parser("serve", help="Prefect server, work pool, deployments and a worker on 127.0.0.1 (Ctrl-C stops).")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"server port [default {DEFAULT_PORT}]")
+    serve.set_defaults(action=lambda arguments, overrides: serve_locally(arguments.port))
     return parser
 
 
+def run_flow(flow_object: Callable) -> Callable[[argparse.Namespace, dict[str, Any]], int]:
+    def action(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:
+        print(json.dumps(flow_object(**overrides), indent=2, default=str))
+        return 0
+
+    return action
+
+
+def list_models(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    models_dir = Layout(Settings.resolve(**overrides).home).models
+    registry = read_registry(models_dir)
+    if arguments.json:
+        print(json.dumps(registry.to_json(), indent=2))
+        return 0
+    if not registry.versions:
+        print(f"no models registered in {models_dir}")
+        return 0
+    print(f"{'':1} {'version':>7}  {'registered (UTC)':<25} {'RMSE h1':>7} {'RMSE h24':>8} {'span score':>10}  decision")
+    for entry in registry.versions:
+        mark = "*" if entry.version == registry.champion else " "
+        rmse = entry.test_rmse
+        print(f"{mark} {'v' + str(entry.version):>7}  {entry.registered_at:<25} {rmse.get('h1', float('nan')):>7.2f} "
+              f"{rmse.get('h24', float('nan')):>8.2f} {entry.challenge['challenger']:>10.3f}  "
+              f"{'promoted' if entry.challenge['promoted'] else 'rejected'}: {entry.challenge['reason']}")
+    return 0
+
+
+def trigger_deployment(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from flows.trigger import follow_deployment_run
+
+    return follow_deployment_run(arguments.deployment, overrides, arguments.api_url)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, run the chosen flow, print its result as JSON; bad input exits 1 with one clear message."""
-    arguments = build_parser().parse_args(argv)
-    overrides = {name: value for name, value in vars(arguments).items() if name not in ("command", "flow")}
+    """Parse flags and run the chosen command; bad input exits 1 with one clear message, bad settings exit 2."""
     try:
+        arguments = build_parser().parse_args(argv)
+        overrides = {name: value for name, value in vars(arguments).items()
+                     if name in Settings.model_fields and value is not None}
         Settings.resolve(**overrides)  # fail on bad settings before any flow starts
-        result = arguments.flow(**{name: value for name, value in overrides.items() if value is not None})
-    except (DataError, SourceError) as error:
+        return arguments.action(arguments, overrides)
+    except (DataError, SourceError, RegistryError) as error:
         print(f"pm25 {arguments.command}: {error}", file=sys.stderr)
         return 1
     except ValidationError as error:
-        print(f"pm25 {arguments.command}: invalid settings:\n{error}", file=sys.stderr)
+        print(f"pm25: invalid settings:\n{error}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2, default=str))
-    return 0
 
 
 if __name__ == "__main__":

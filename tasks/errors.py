@@ -1,4 +1,4 @@
-"""Errors that are the data's fault: deterministic, never retried, shown to the user without a traceback."""
+"""Deterministic errors: never retried, shown to the user as one message without a traceback."""
 
 
 class DataError(Exception):
@@ -7,3 +7,7 @@ class DataError(Exception):
 
 class SourceError(Exception):
     """The source cannot be fetched or is not the file it claims to be (bad scheme, 404, checksum mismatch)."""
+
+
+class RegistryError(Exception):
+    """The model registry cannot serve the request (no champion yet, unknown version)."""

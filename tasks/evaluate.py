@@ -158,6 +158,7 @@ def forecast_test(features: pd.DataFrame, plan: WindowPlan, params: Preprocessin
         "horizons": list(range(1, horizon + 1)),
         "models": metrics_table(observed, forecasts, scored),
         "intervals": {"method": "split conformal: LSTM residual quantiles 0.1 and 0.9 per horizon on the validation span",
+                      "lower_offset": lower_offset.tolist(), "upper_offset": upper_offset.tolist(),
                       **interval_coverage(observed, lower, upper, scored)},
     }
     predictions = predictions_frame(features, origins, observed, {**forecasts, "lstm_lower": lower, "lstm_upper": upper}, scored)

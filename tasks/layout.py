@@ -5,9 +5,11 @@
     data/validated/<key>.json         passing validation verdicts
     data/features/<key>/              features.parquet, preprocessing.json, windows.json
     models/<key>/                     model.keras, training_log.csv, training.json
+    models/registry.json              registered versions and the champion
     reports/data_quality/index.html   Great Expectations Data Docs
     reports/runs/<run id>/            metrics, predictions, plots, report.md of one run
     reports/latest -> runs/<run id>   the newest complete run
+    reports/forecast/latest.*         the champion's forecast of the next hours (.json, .csv, .png)
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class Layout:
         return self.home / "data" / "validated"
 
     @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
     def reports(self) -> Path:
         return self.home / "reports"
 
@@ -50,7 +56,7 @@ class Layout:
         return self.home / "data" / "features" / fingerprint(PIPELINE_VERSION, raw_path.name, *preprocessing)
 
     def model(self, features_dir: Path, *training: object) -> Path:
-        return self.home / "models" / fingerprint(PIPELINE_VERSION, features_dir.name, *training)
+        return self.models / fingerprint(PIPELINE_VERSION, features_dir.name, *training)
 
     def run(self, run_id: str) -> Path:
         return self.reports / "runs" / run_id

@@ -52,7 +52,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no screen)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,7 +65,7 @@ def _pyplot():
 def plot_forecast(predictions: pd.DataFrame, path: Path, stretch_days: int = 14) -> Path:
     """Observed PM2.5 against the LSTM's 1-hour and last-horizon forecasts (with its 80 % interval):
     a readable stretch and the whole test span."""
-    plt = _pyplot()
+    plt = pyplot()
     last = int(predictions["horizon"].max())
     by_target = {h: predictions[predictions["horizon"] == h].set_index("target_time") for h in (1, last)}
     observed = by_target[1]["observed"]
@@ -92,7 +93,7 @@ def plot_forecast(predictions: pd.DataFrame, path: Path, stretch_days: int = 14)
 
 
 def plot_error_by_horizon(metrics: dict[str, Any], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
     horizons = metrics["horizons"]
     for name, scores in metrics["models"].items():
@@ -110,7 +111,7 @@ def plot_error_by_horizon(metrics: dict[str, Any], path: Path) -> Path:
 
 
 def plot_loss(training_log: Path, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     history = pd.read_csv(training_log)
     figure, axis = plt.subplots(figsize=(7, 4), constrained_layout=True)
     axis.plot(history["epoch"] + 1, history["loss"], marker="o", label="train")

@@ -19,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DAYS = 365
 VALIDATION_DAYS = 365
 MIN_TRAIN_DAYS = 365
+# Settings of the deployment's environment rather than of one run: never flow parameters.
+OPERATOR_SETTINGS = frozenset({"alert_webhook"})
 
 
 class Settings(BaseSettings):
@@ -46,6 +48,9 @@ class Settings(BaseSettings):
     download_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one HTTP request.")
     expectations_dir: Path = Field(
         PROJECT_ROOT / "expectations", description="Folder of Great Expectations suites (JSON)."
+    )
+    alert_webhook: str | None = Field(
+        None, description="URL that receives a JSON POST when a flow run fails or crashes (not a flow parameter)."
     )
 
     @field_validator("source")

@@ -111,7 +111,7 @@ def _epoch_reporter(on_epoch: EpochCallback | None):
     class EpochReporter(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = {key: float(value) for key, value in (logs or {}).items()}
-            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in logs.items()))
             if on_epoch is not None:
                 on_epoch(epoch + 1, logs)
 
@@ -189,14 +189,12 @@ def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]
 
 @task(cache_policy=NO_CACHE, name="train", task_run_name="train lstm {config.lstm_units}u seed {config.seed}")
 def train_task(features_path: Path, params_path: Path, plan_path: Path, model_dir: Path, config: TrainingConfig) -> TrainedModel:
-    from prefect import get_run_logger
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    run_log = get_run_logger()
-    progress = create_progress_artifact(progress=0.0, key="training-progress", description="Training epochs")
+    progress = create_progress_artifact(progress=0.0, key="training-progress",
+                                        description=f"Training epochs (at most {config.max_epochs}; early stopping may end sooner)")
 
     def report(epoch: int, logs: dict[str, float]) -> None:
-        run_log.info("epoch %d/%d: loss %.4f, val_loss %.4f", epoch, config.max_epochs, logs["loss"], logs["val_loss"])
         update_progress_artifact(progress, progress=100.0 * epoch / config.max_epochs)
 
     trained = train_model(features_path, params_path, plan_path, model_dir, config, on_epoch=report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,12 @@ def validate_table(data_path: Path, source: str, expectations_dir: Path, docs_di
     )
 
 
-def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path) -> ValidationSummary:
-    """Validate, reusing a passing verdict for the same table bytes and suite; raise DataError on failure."""
+def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path,
+                        on_summary: Callable[[ValidationSummary], None] | None = None) -> ValidationSummary:
+    """Validate, reusing a passing verdict for the same table bytes and suite; raise DataError on failure.
+
+    `on_summary` sees the summary before a failure is raised (the Prefect task publishes it as an artifact).
+    """
     suite_sha = storage.sha256_file(expectations_dir / SUITE_FILE)
     cached = cache_dir / f"{storage.fingerprint(storage.sha256_file(data_path), suite_sha)}.json"
     if cached.exists() and (docs_dir / "index.html").exists():
@@ -176,12 +181,36 @@ def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, do
             storage.write_json(cached, summary.to_json())
     for warning in summary.warnings:
         log.warning("data-quality warning: %s", warning.describe())
+    if on_summary is not None:
+        on_summary(summary)
     if not summary.passed:
         raise DataError(summary.error_message())
     log.info("data passed %d data-quality rules; Data Docs at %s", summary.evaluated, summary.docs_index)
     return summary
 
 
+def summary_rows(summary: ValidationSummary) -> list[dict[str, Any]]:
+    """The data-quality table: each failed or warning rule, then one row for the rules that passed."""
+    rows = [{"rule": outcome.expectation, "column": outcome.column or "(table)", "severity": outcome.severity,
+             "result": "failed", "unexpected_rows": outcome.unexpected_count,
+             "example_rows": ", ".join(map(str, outcome.example_rows))}
+            for outcome in [*summary.failed_critical, *summary.warnings]]
+    passed = summary.evaluated - len(rows)
+    rows.append({"rule": f"{passed} other rules", "column": "", "severity": "", "result": "passed",
+                 "unexpected_rows": 0, "example_rows": ""})
+    return rows
+
+
 @task(cache_policy=NO_CACHE, name="validate", task_run_name="validate {data_path.name}")
 def validate_task(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path) -> ValidationSummary:
-    return validate_with_cache(data_path, source, expectations_dir, docs_dir, cache_dir)
+    from prefect.artifacts import create_table_artifact
+
+    def publish(summary: ValidationSummary) -> None:
+        verdict = "passed" if summary.passed else f"FAILED {len(summary.failed_critical)} critical rule(s)"
+        create_table_artifact(
+            summary_rows(summary), key="pm25-data-quality",
+            description=f"Data quality of {summary.source} ({summary.rows} rows): {verdict}, "
+                        f"{len(summary.warnings)} warning(s). Data Docs: {summary.docs_index}",
+        )
+
+    return validate_with_cache(data_path, source, expectations_dir, docs_dir, cache_dir, on_summary=publish)

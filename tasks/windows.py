@@ -61,18 +61,21 @@ def future_targets(target: np.ndarray, horizon: int) -> np.ndarray:
     return sliding_window_view(padded[1:], horizon)
 
 
+def span_origins(split: np.ndarray, name: str, lookback: int, horizon: int) -> tuple[int, int]:
+    """Origin rows [first, stop) of span `name`: o belongs when o+1..o+horizon meets it and o has a full look-back."""
+    rows = np.flatnonzero(split == name)
+    if rows.size == 0:
+        raise DataError(f"the {name} span is empty (rule: train/validation/test spans)")
+    first = max(int(rows[0]) - horizon, lookback - 1)
+    last = int(rows[-1]) - 1
+    if last < first:
+        raise DataError(f"the {name} span is too short for a {lookback} h look-back (rule: enough windows)")
+    return first, last + 1
+
+
 def plan_windows(split: np.ndarray, lookback: int, horizon: int, feature_columns: list[str]) -> WindowPlan:
-    """Origins per span: an origin o belongs to a span when o+1..o+horizon meets it and o has a full look-back."""
-    origins = {}
-    for name in SPLITS:
-        rows = np.flatnonzero(split == name)
-        if rows.size == 0:
-            raise DataError(f"the {name} span is empty (rule: train/validation/test spans)")
-        first = max(int(rows[0]) - horizon, lookback - 1)
-        last = int(rows[-1]) - 1
-        if last < first:
-            raise DataError(f"the {name} span is too short for a {lookback} h look-back (rule: enough windows)")
-        origins[name] = (first, last + 1)
+    """Origins of every span (see `span_origins`)."""
+    origins = {name: span_origins(split, name, lookback, horizon) for name in SPLITS}
     return WindowPlan(lookback, horizon, list(feature_columns), origins)
 
 

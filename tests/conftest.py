@@ -39,6 +39,15 @@ def real_csv() -> Path:
 
 
 @pytest.fixture(scope="session")
+def trained_home(prefect_server, real_csv, tmp_path_factory) -> tuple[Path, dict]:
+    """One real run of the training flow on the real file (one epoch), shared by the tests that read its outputs."""
+    from flows.train import train_pm25
+
+    home = tmp_path_factory.mktemp("home")
+    return home, train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
+
+
+@pytest.fixture(scope="session")
 def real_lines(real_csv: Path) -> list[str]:
     """The real file's lines (CRLF kept), to build broken variants of it at test time."""
     return real_csv.read_text(encoding="utf-8").splitlines(keepends=True)

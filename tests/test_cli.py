@@ -4,11 +4,13 @@ import pytest
 
 from flows.cli import build_parser, main
 from flows.train import train_pm25
-from tasks.settings import Settings
+from tasks.settings import OPERATOR_SETTINGS, Settings
 
 
-def test_every_setting_is_a_flow_parameter_and_a_run_flag():
-    assert set(inspect.signature(train_pm25.fn).parameters) == set(Settings.model_fields)
+def test_every_run_setting_is_a_flow_parameter_with_its_default_and_a_run_flag():
+    parameters = inspect.signature(train_pm25.fn).parameters
+    assert set(parameters) == set(Settings.model_fields) - OPERATOR_SETTINGS
+    assert parameters["max_epochs"].default == Settings().max_epochs
     run = build_parser().parse_args(["run", "--max-epochs", "3", "--target-transform", "identity", "--home", "/tmp/x"])
     assert (run.max_epochs, run.target_transform, run.home, run.seed) == (3, "identity", "/tmp/x", None)
 

@@ -12,13 +12,6 @@ from tasks.evaluate import BASELINES, REPORTED_HORIZONS
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-@pytest.fixture(scope="module")
-def trained_home(real_csv, tmp_path_factory) -> tuple[Path, dict]:
-    home = tmp_path_factory.mktemp("home")
-    result = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
-    return home, result
-
-
 def test_flow_writes_every_output(trained_home):
     home, result = trained_home
     latest = home / "reports" / "latest"
@@ -30,6 +23,12 @@ def test_flow_writes_every_output(trained_home):
     for name in ("model.keras", "preprocessing.json", "windows.json", "training_log.csv", "training.json"):
         assert (model_dir / name).is_file(), name
     assert "data_quality/index.html" in (latest / "report.md").read_text()
+    registry = json.loads((home / "models" / "registry.json").read_text())
+    assert registry["champion"] == result["model_version"] == 1 and result["promoted"]
+    assert registry["versions"][0]["model_dir"] == model_dir.name
+    forecast = json.loads((home / "reports" / "forecast" / "latest.json").read_text())
+    assert Path(result["forecast"]) == home / "reports" / "forecast" / "latest.json"
+    assert forecast["origin"] == "2014-12-31T23:00:00+08:00" and len(forecast["forecasts"]) == 24
 
 
 def test_metrics_hold_every_model_and_horizon_scored_on_the_same_hours(trained_home):
@@ -49,7 +48,9 @@ def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv
     home, first = trained_home
     again = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
     assert again["model"] == first["model"] and again["run_id"] != first["run_id"]
-    assert len(list((home / "models").iterdir())) == 1
+    assert len([path for path in (home / "models").iterdir() if path.is_dir()]) == 1
+    assert again["model_version"] == first["model_version"]  # the same model is registered once
+    assert len(json.loads((home / "models" / "registry.json").read_text())["versions"]) == 1
 
 
 def _write_variant(lines: list[str], path: Path, edit) -> Path:

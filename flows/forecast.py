@@ -1,0 +1,40 @@
+"""The `forecast-pm25` flow: the champion model's forecast of the hours after the newest validated hour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, runtime
+
+from flows.validate import validated_table
+from tasks.alerts import send_alert
+from tasks.forecast import forecast_task
+from tasks.layout import Layout
+from tasks.settings import Settings
+
+DEFAULTS = Settings()  # PM25_* variables at import give the parameters' defaults
+
+
+def _run_name() -> str:
+    return f"forecast {runtime.flow_run.scheduled_start_time:%Y-%m-%d %H:%M}"
+
+
+@flow(name="forecast-pm25", flow_run_name=_run_name, validate_parameters=True, on_failure=[send_alert],
+      on_crashed=[send_alert])
+def forecast_pm25(
+    source: str = DEFAULTS.source,
+    home: str = str(DEFAULTS.home),
+    download_retries: int = DEFAULTS.download_retries,
+    retry_delay_seconds: float = DEFAULTS.retry_delay_seconds,
+    download_timeout_seconds: float = DEFAULTS.download_timeout_seconds,
+    expectations_dir: str = str(DEFAULTS.expectations_dir),
+) -> dict[str, Any]:
+    """Validate the newest data (cached when unchanged) and write the champion's forecast under reports/forecast/."""
+    settings = Settings.resolve(**{name: value for name, value in locals().items()})
+    quality = validated_table(settings)
+    raw_path = Path(quality.data_path)
+    layout = Layout(settings.home)
+    output = forecast_task(raw_path, layout.models, layout.reports, raw_path.stem)
+    return {"origin": output.origin, "model_version": output.model_version, "json": str(output.json_path),
+            "csv": str(output.csv_path), "plot": str(output.plot_path)}

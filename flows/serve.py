@@ -1,0 +1,135 @@
+"""Run the whole operation locally: a Prefect server on 127.0.0.1, the `pm25-process` work pool, the
+deployments of deployments/prefect.yaml and a process worker; Ctrl-C stops them all (`pm25 serve`).
+
+The server uses Prefect's embedded SQLite unless PREFECT_API_DATABASE_CONNECTION_URL names another
+database (postgresql+asyncpg://user:password@host:5432/db), which it then migrates and uses.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks.settings import PROJECT_ROOT
+
+WORK_POOL = "pm25-process"
+PREFECT_FILE = PROJECT_ROOT / "deployments" / "prefect.yaml"
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 4200
+STARTUP_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+@dataclass
+class LocalPrefect:
+    """A Prefect server, work pool, deployments and worker on loopback, started and stopped as one."""
+
+    port: int = DEFAULT_PORT
+    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    log_dir: Path | None = None  # where server.log and worker.log go; None: inherit this terminal
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        # Without PREFECT_UI_API_URL the UI of a server on another port than 4200 calls 4200 and shows nothing.
+        return {**self.environment, "PREFECT_API_URL": self.api_url, "PREFECT_UI_API_URL": self.api_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": self.environment.get("PREFECT_SERVER_ANALYTICS_ENABLED", "false")}
+
+    def prefect(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a `prefect` CLI command against this server; raise with its output when it fails."""
+        done = subprocess.run([sys.executable, "-m", "prefect", *arguments], cwd=PROJECT_ROOT, env=self.env(),
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"prefect {' '.join(arguments)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def _spawn(self, name: str, *arguments: str) -> subprocess.Popen:
+        output = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None  # noqa: SIM115 (kept by Popen)
+        process = subprocess.Popen([sys.executable, "-m", "prefect", *arguments], cwd=PROJECT_ROOT, env=self.env(),
+                                   stdout=output, stderr=subprocess.STDOUT if output else None, start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def start_server(self) -> None:
+        server = self._spawn("server", "server", "start", "--host", LOOPBACK, "--port", str(self.port), "--analytics-off")
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"the Prefect server exited with code {server.returncode} while starting")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the Prefect server did not answer on {self.api_url} within {STARTUP_TIMEOUT_SECONDS:.0f} s")
+
+    def ensure_work_pool(self) -> None:
+        try:
+            self.prefect("work-pool", "inspect", WORK_POOL)
+        except RuntimeError:
+            self.prefect("work-pool", "create", WORK_POOL, "--type", "process")
+
+    def deploy(self) -> str:
+        return self.prefect("--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_FILE.relative_to(PROJECT_ROOT))).stdout
+
+    def start_worker(self) -> None:
+        self._spawn("worker", "worker", "start", "--pool", WORK_POOL, "--type", "process")
+
+    def start(self) -> None:
+        self.start_server()
+        self.ensure_work_pool()
+        self.deploy()
+        self.start_worker()
+
+    def stop(self) -> None:
+        """Stop the worker first (it cancels nothing: running flows finish in their own processes), then the server."""
+        for name in ("worker", "server"):
+            process = self.processes.pop(name, None)
+            if process is None or process.poll() is not None:
+                continue
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def serve(port: int) -> int:
+    """Start everything, print where to look, and stop it all on Ctrl-C (or SIGTERM)."""
+    local = LocalPrefect(port=port)
+    database = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "embedded SQLite")
+    print(f"Starting a Prefect server on {local.ui_url} (database: {database.split('@')[-1]}) ...", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        local.start()
+        print(f"\nPrefect UI: {local.ui_url}\n"
+              f"Deployments train-pm25/nightly (02:00 Asia/Shanghai) and forecast-pm25/on-demand, worker on pool {WORK_POOL}.\n"
+              f"Elsewhere: PREFECT_API_URL={local.api_url} pm25 trigger --max-epochs 1\n"
+              "Ctrl-C stops the worker and the server.", flush=True)
+        while all(process.poll() is None for process in local.processes.values()):
+            time.sleep(1)
+        exited = [name for name, process in local.processes.items() if process.poll() is not None]
+        print(f"pm25 serve: the {' and '.join(exited)} exited; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping the worker and the server ...", flush=True)
+        return 0
+    finally:
+        local.stop()

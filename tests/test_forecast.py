@@ -1,0 +1,35 @@
+"""The forecast flow: the champion's next 24 hours from the newest validated data."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.cli import main
+from flows.forecast import forecast_pm25
+from tasks.registry import champion
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def test_forecast_flow_writes_the_champions_next_24_hours(trained_home, real_csv):
+    home, _ = trained_home
+    result = forecast_pm25(source=str(real_csv), home=str(home))
+    payload = json.loads(Path(result["json"]).read_text())
+    table = pd.read_csv(result["csv"])
+    assert payload["model_version"] == champion(home / "models").version == result["model_version"]
+    assert payload["origin"] == "2014-12-31T23:00:00+08:00" and payload["origin_observed"]
+    times = pd.to_datetime(table["target_time"])
+    assert len(table) == 24 and times.iloc[0] == pd.Timestamp("2015-01-01T00:00:00+08:00")
+    assert (times.diff().dropna() == pd.Timedelta(hours=1)).all()
+    assert (table["lower_80"] <= table["pm25"]).all() and (table["pm25"] <= table["upper_80"]).all()
+    assert (table["lower_80"] >= 0).all()
+    assert [row["pm25"] for row in payload["forecasts"]] == table["pm25"].tolist()
+    assert Path(result["plot"]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_forecast_without_a_champion_says_so(real_csv, tmp_path, capsys):
+    assert main(["forecast", "--source", str(real_csv), "--home", str(tmp_path)]) == 1
+    assert "no champion model yet; run the train-pm25 flow first" in capsys.readouterr().err
+    assert not (tmp_path / "reports" / "forecast").exists()
