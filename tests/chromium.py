@@ -29,7 +29,8 @@ def chromium_path() -> str | None:
 
 class HeadlessChromium:
     def __init__(self, executable: str, start_timeout: float = 30.0):
-        self._profile = tempfile.TemporaryDirectory(prefix="pm25-chromium-")
+        # Chromium's helper processes may still write to the profile while it is removed.
+        self._profile = tempfile.TemporaryDirectory(prefix="pm25-chromium-", ignore_cleanup_errors=True)
         self._process = subprocess.Popen([executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         port = self._devtools_port(start_timeout)
