@@ -122,7 +122,7 @@ def run_checkpoint(frame: pd.DataFrame, suite_config: dict[str, Any], docs_dir: 
         site_name=DOCS_SITE,
         site_config={
             "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
