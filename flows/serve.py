@@ -111,12 +111,19 @@ class LocalPrefect:
                 process.wait()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(port: int) -> int:
     """Start everything, print where to look, and stop it all on Ctrl-C (or SIGTERM)."""
     local = LocalPrefect(port=port)
     database = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "embedded SQLite")
     print(f"Starting a Prefect server on {local.ui_url} (database: {database.split('@')[-1]}) ...", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    # Handlers, not inherited "ignore" dispositions (a shell's background job ignores SIGINT): children then
+    # start with the default SIGINT handling, and SIGINT or SIGTERM here stops everything in order.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         local.start()
         print(f"\nPrefect UI: {local.ui_url}\n"
