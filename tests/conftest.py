@@ -35,7 +35,7 @@ def real_csv() -> Path:
     given = os.environ.get("PM25_SOURCE", "")
     source = Path(given) if given and "://" not in given else REAL_CSV
     assert source.is_file(), f"the real UCI file is needed for this test: {source} is missing"
-    return source
+    return source.resolve()  # absolute: some tests change the working directory
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,6 @@ def test_validate_command_fails_cleanly_on_bad_data(real_lines, tmp_path, capsys
 @pytest.mark.usefixtures("prefect_server")
 def test_validate_command_passes_on_the_real_file_with_a_relative_home(real_csv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the default home, pm25_home, is relative to where pm25 runs
-    assert main(["validate", "--source", str(real_csv.resolve()), "--home", "pm25_home"]) == 0
+    assert main(["validate", "--source", str(real_csv), "--home", "pm25_home"]) == 0
     assert '"passed": true' in capsys.readouterr().out
     assert (tmp_path / "pm25_home" / "reports" / "data_quality" / "index.html").is_file()
