@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from flows.serve import DEFAULT_PORT, LocalPrefect
 from flows.serve import serve as serve_locally
-from tasks.errors import DataError, RegistryError, SourceError
+from tasks.errors import DataError, RegistryError, SourceError, hide_expected_tracebacks
 from tasks.layout import Layout
 from tasks.registry import read_registry
 from tasks.settings import Settings
@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags and run the chosen command; bad input exits 1 with one clear message, bad settings exit 2."""
     try:
         arguments = build_parser().parse_args(argv)
+        hide_expected_tracebacks()  # after the flows' import has configured Prefect's logging
         overrides = {name: value for name, value in vars(arguments).items()
                      if name in Settings.model_fields and value is not None}
         Settings.resolve(**overrides)  # fail on bad settings before any flow starts

@@ -19,7 +19,7 @@ def validated_table(settings: Settings) -> ValidationSummary:
     layout = Layout(settings.home)
     fetched = fetch_with_retries(settings.download_retries, settings.retry_delay_seconds)(
         settings.source, layout.source_cache, settings.download_timeout_seconds)
-    raw_path = ingest_task(fetched, layout.raw)
+    raw_path = ingest_task(fetched, layout.raw, settings.expectations_dir, layout.data_docs)
     return validate_task(raw_path, settings.source, settings.expectations_dir, layout.data_docs, layout.validated)
 
 

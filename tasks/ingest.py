@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import urllib.error
@@ -18,12 +19,14 @@ from prefect.cache_policies import NO_CACHE
 from tasks import storage
 from tasks.errors import DataError, SourceError
 from tasks.settings import UCI_SOURCE_NAME, UCI_SOURCE_SHA256
+from tasks.validate import report_structure_failure
 
 TIMEZONE = "Asia/Shanghai"
 NUMERIC_COLUMNS = ("pm2.5", "DEWP", "TEMP", "PRES", "Iws", "Is", "Ir")
 CALENDAR_COLUMNS = ("year", "month", "day", "hour")
 REQUIRED_COLUMNS = ("No", *CALENDAR_COLUMNS, "pm2.5", "DEWP", "TEMP", "PRES", "cbwd", "Iws", "Is", "Ir")
 EXAMPLE_ROWS = 5
+OTHER_DELIMITERS = (";", "\t", "|")
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,17 @@ def _example_rows(frame: pd.DataFrame, mask: pd.Series) -> list[int]:
     return [int(i) + 1 for i in frame.index[mask.to_numpy()][:EXAMPLE_ROWS]]
 
 
+def check_row_widths(text: str, name: str) -> None:
+    """Every data row has as many fields as the header; pandas would quietly pad a short (truncated) row."""
+    widths = [len(fields) for fields in csv.reader(io.StringIO(text)) if fields]
+    odd = [row for row, width in enumerate(widths[1:], start=1) if width != widths[0]]
+    if odd:
+        raise DataError(
+            f"{name}: row(s) {odd[:EXAMPLE_ROWS]} have {widths[odd[0]]} field(s) where the header has {widths[0]} "
+            "(rule: complete rows; a truncated file?)"
+        )
+
+
 def parse_csv(data: bytes, name: str) -> pd.DataFrame:
     """Parse the CSV bytes into a typed frame with a tz-aware hourly `timestamp`, sorted by time.
 
@@ -103,8 +117,10 @@ def parse_csv(data: bytes, name: str) -> pd.DataFrame:
     raw.columns = [str(column).strip() for column in raw.columns]
     missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
     if missing:
+        hint = next((f"; the header looks delimited by {delimiter!r}, not ','" for delimiter in OTHER_DELIMITERS
+                     if len(raw.columns) == 1 and delimiter in raw.columns[0]), "")
         raise DataError(
-            f"{name}: required column(s) {missing} missing (rule: required columns); found {list(raw.columns)}"
+            f"{name}: required column(s) {missing} missing (rule: required columns); found {list(raw.columns)}{hint}"
         )
     extra = [column for column in raw.columns if column not in REQUIRED_COLUMNS]
     if extra:
@@ -112,6 +128,7 @@ def parse_csv(data: bytes, name: str) -> pd.DataFrame:
     if raw.empty:
         raise DataError(f"{name}: the header has no data rows")
 
+    check_row_widths(text, name)
     cells = raw[list(REQUIRED_COLUMNS)].apply(lambda column: column.str.strip())
     missing_cell = cells.isin(["", "NA", "NaN", "nan"])
     frame = pd.DataFrame(index=cells.index)
@@ -152,13 +169,37 @@ def build_timestamps(frame: pd.DataFrame) -> pd.Series:
     return stamps.dt.tz_localize(TIMEZONE)
 
 
-def ingest_source(fetched: FetchedSource, raw_dir: Path) -> Path:
-    """Parse the fetched CSV into `raw_dir/<sha256>.parquet`; the same bytes already ingested are a cache hit."""
+def text_table(data: bytes) -> pd.DataFrame:
+    """The file's cells as text, one column per header field, each row padded or cut to the header's width,
+    with `source_row` and `field_count_vs_header`; no columns at all when the bytes are not UTF-8 text."""
+    try:
+        rows = [fields for fields in csv.reader(io.StringIO(data.decode("utf-8-sig"))) if fields]
+    except UnicodeDecodeError:
+        rows = []
+    if not rows:
+        return pd.DataFrame()
+    header = [name.strip() for name in rows[0]]
+    table = pd.DataFrame([(fields + [""] * len(header))[: len(header)] for fields in rows[1:]], columns=header, dtype=str)
+    table["source_row"] = range(1, len(table) + 1)
+    table["field_count_vs_header"] = [len(fields) - len(header) for fields in rows[1:]]
+    return table
+
+
+def ingest_source(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path) -> Path:
+    """Parse the fetched CSV into `raw_dir/<sha256>.parquet`; the same bytes already ingested are a cache hit.
+
+    A file refused for its structure also gets a Data Docs page (the structure suite over its cells as text).
+    """
     destination = raw_dir / f"{fetched.sha256}.parquet"
     if destination.exists() and storage.read_parquet_metadata(destination).get("source_sha256") == fetched.sha256:
         log.info("ingest cache hit: %s already ingested as %s", fetched.origin, destination)
         return destination
-    frame = parse_csv(fetched.path.read_bytes(), name=fetched.origin)
+    data = fetched.path.read_bytes()
+    try:
+        frame = parse_csv(data, name=fetched.origin)
+    except DataError as error:
+        docs_index = report_structure_failure(text_table(data), fetched.origin, expectations_dir, docs_dir)
+        raise DataError(f"{error}\nData Docs: {docs_index}") from error
     storage.write_parquet(destination, frame, {"source_sha256": fetched.sha256, "source": fetched.origin})
     log.info("ingested %d rows from %s into %s", len(frame), fetched.origin, destination)
     return destination
@@ -186,5 +227,5 @@ def fetch_with_retries(retries: int, base_delay_seconds: float) -> Task:
 
 
 @task(cache_policy=NO_CACHE, name="ingest", task_run_name="ingest {fetched.sha256:.12}")
-def ingest_task(fetched: FetchedSource, raw_dir: Path) -> Path:
-    return ingest_source(fetched, raw_dir)
+def ingest_task(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path) -> Path:
+    return ingest_source(fetched, raw_dir, expectations_dir, docs_dir)

@@ -16,6 +16,7 @@ from tasks import storage
 from tasks.errors import DataError
 
 SUITE_FILE = "pm25_raw.json"
+STRUCTURE_SUITE_FILE = "pm25_structure.json"
 DOCS_SITE = "pm25_data_quality"
 ROW_ID_COLUMN = "source_row"
 EXAMPLE_COUNT = 5
@@ -78,8 +79,8 @@ class ValidationSummary:
         return "\n".join(lines)
 
 
-def load_suite_config(expectations_dir: Path) -> dict[str, Any]:
-    return storage.read_json(expectations_dir / SUITE_FILE)
+def load_suite_config(expectations_dir: Path, suite_file: str = SUITE_FILE) -> dict[str, Any]:
+    return storage.read_json(expectations_dir / suite_file)
 
 
 def _json_safe(value: Any) -> Any:
@@ -128,10 +129,10 @@ def run_checkpoint(frame: pd.DataFrame, suite_config: dict[str, Any], docs_dir: 
     )
     batch = context.data_sources.add_pandas("pm25").add_dataframe_asset("raw").add_batch_definition_whole_dataframe("all")
     suite = context.suites.add(gx.ExpectationSuite(**suite_config))
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name="pm25_raw", data=batch, suite=suite))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
-            name="pm25_raw",
+            name=suite.name,
             validation_definitions=[definition],
             actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
             result_format={
@@ -161,6 +162,16 @@ def validate_table(data_path: Path, source: str, expectations_dir: Path, docs_di
         warnings=[outcome for outcome in failed if outcome.severity != "critical"],
         docs_index=str(docs_dir / "index.html"),
     )
+
+
+def report_structure_failure(text_table: pd.DataFrame, source: str, expectations_dir: Path, docs_dir: Path) -> str:
+    """Run the structure suite over a refused file's cells (as text) so the Data Docs show why; return their index."""
+    outcomes = run_checkpoint(text_table, load_suite_config(expectations_dir, STRUCTURE_SUITE_FILE), docs_dir)
+    failed = [outcome for outcome in outcomes if not outcome.success]
+    summary = ValidationSummary(passed=False, source=source, data_path="", rows=len(text_table), evaluated=len(outcomes),
+                                failed_critical=failed, warnings=[], docs_index=str(docs_dir / "index.html"))
+    storage.write_json(docs_dir / "summary.json", summary.to_json())
+    return summary.docs_index
 
 
 def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path,

@@ -5,8 +5,10 @@ import pytest
 
 from tasks.errors import DataError, SourceError
 from tasks.ingest import fetch_source, ingest_source, parse_csv, read_source_bytes
-from tasks.settings import UCI_SOURCE_NAME
+from tasks.settings import PROJECT_ROOT, UCI_SOURCE_NAME
 from tests.conftest import csv_bytes, uci_frame
+
+EXPECTATIONS = PROJECT_ROOT / "expectations"
 
 
 def test_parse_gives_declared_dtypes_and_local_hourly_timestamps():
@@ -64,10 +66,10 @@ def test_fetch_copies_by_content_and_ingest_hits_its_cache(tmp_path, caplog):
     source.write_bytes(csv_bytes(uci_frame(30)))
     fetched = fetch_source(str(source), tmp_path / "cache", timeout_seconds=5)
     assert fetched.path.read_bytes() == source.read_bytes() and fetched.path.stem == fetched.sha256
-    first = ingest_source(fetched, tmp_path / "raw")
+    first = ingest_source(fetched, tmp_path / "raw", EXPECTATIONS, tmp_path / "docs")
     modified = first.stat().st_mtime_ns
     with caplog.at_level(logging.INFO):
-        again = ingest_source(fetched, tmp_path / "raw")
+        again = ingest_source(fetched, tmp_path / "raw", EXPECTATIONS, tmp_path / "docs")
     assert again == first and again.stat().st_mtime_ns == modified
     assert "ingest cache hit" in caplog.text
 
@@ -81,7 +83,7 @@ def test_known_file_with_wrong_checksum_is_refused(tmp_path):
 
 def test_real_file_passes_its_checksum_and_parses(real_csv, tmp_path):
     fetched = fetch_source(str(real_csv), tmp_path / "cache", timeout_seconds=5)
-    frame = pd.read_parquet(ingest_source(fetched, tmp_path / "raw"))
+    frame = pd.read_parquet(ingest_source(fetched, tmp_path / "raw", EXPECTATIONS, tmp_path / "docs"))
     assert len(frame) == 43824 and frame["pm2.5"].isna().sum() == 2067
 
 

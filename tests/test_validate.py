@@ -15,7 +15,7 @@ EXPECTATIONS = PROJECT_ROOT / "expectations"
 @pytest.fixture(scope="module")
 def real_table(real_csv, tmp_path_factory) -> pd.DataFrame:
     folder = tmp_path_factory.mktemp("ingested")
-    return pd.read_parquet(ingest_source(fetch_source(str(real_csv), folder, 5), folder))
+    return pd.read_parquet(ingest_source(fetch_source(str(real_csv), folder, 5), folder, EXPECTATIONS, folder / "docs"))
 
 
 def check(frame: pd.DataFrame, folder: Path):
