@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from flows.serve import DEFAULT_PORT, LocalPrefect
 from flows.serve import serve as serve_locally
-from tasks.errors import DataError, RegistryError, SourceError, hide_expected_tracebacks
+from tasks.errors import EXPECTED_ERRORS, hide_expected_tracebacks
 from tasks.layout import Layout
 from tasks.registry import read_registry
 from tasks.settings import Settings
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      if name in Settings.model_fields and value is not None}
         Settings.resolve(**overrides)  # fail on bad settings before any flow starts
         return arguments.action(arguments, overrides)
-    except (DataError, SourceError, RegistryError) as error:
+    except EXPECTED_ERRORS as error:
         print(f"pm25 {arguments.command}: {error}", file=sys.stderr)
         return 1
     except ValidationError as error:

@@ -11,11 +11,15 @@ class SourceError(Exception):
     """The source cannot be fetched or is not the file it claims to be (bad scheme, 404, checksum mismatch)."""
 
 
+class SourceUnavailable(Exception):
+    """The source did not answer (5xx, reset, timeout): worth retrying; reported without a traceback when retries run out."""
+
+
 class RegistryError(Exception):
     """The model registry cannot serve the request (no champion yet, unknown version)."""
 
 
-EXPECTED_ERRORS = (DataError, SourceError, RegistryError)
+EXPECTED_ERRORS = (DataError, SourceError, SourceUnavailable, RegistryError)
 
 
 class HideExpectedTracebacks(logging.Filter):

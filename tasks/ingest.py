@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import logging
 import urllib.error
@@ -17,7 +18,7 @@ from prefect.tasks import exponential_backoff
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
-from tasks.errors import DataError, SourceError
+from tasks.errors import DataError, SourceError, SourceUnavailable
 from tasks.settings import UCI_SOURCE_NAME, UCI_SOURCE_SHA256
 from tasks.validate import report_structure_failure
 
@@ -45,7 +46,11 @@ def is_url(source: str) -> bool:
 
 
 def read_source_bytes(source: str, timeout_seconds: float) -> bytes:
-    """Read the raw bytes of a local path or an http(s) URL. Network and I/O errors propagate (retryable)."""
+    """Read the raw bytes of a local path or an http(s) URL.
+
+    A permanent answer (4xx, bad scheme, no such file) raises SourceError; a failure worth retrying (5xx,
+    408/429, reset, refused, timeout) raises SourceUnavailable; local I/O errors propagate (also retried).
+    """
     if is_url(source):
         request = urllib.request.Request(source, headers={"User-Agent": "pm25-pipeline"})
         try:
@@ -54,7 +59,10 @@ def read_source_bytes(source: str, timeout_seconds: float) -> bytes:
         except urllib.error.HTTPError as error:
             if 400 <= error.code < 500 and error.code not in (408, 429):
                 raise SourceError(f"{source}: HTTP {error.code} {error.reason}") from error
-            raise
+            raise SourceUnavailable(f"{source}: HTTP {error.code} {error.reason}") from error
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # reset, refused, timeout
+            reason = getattr(error, "reason", None) or error
+            raise SourceUnavailable(f"{source}: {type(error).__name__}: {reason}") from error
     if "://" in source:
         raise SourceError(f"{source}: only http(s) URLs and local paths are accepted")
     path = Path(source).expanduser()
