@@ -29,11 +29,13 @@ run: install
 validate: install
 	$(BIN)/pm25 validate
 
-# Prefect server + work pool + deployments + worker on 127.0.0.1:$(PORT); Ctrl-C stops them all.
+# Prefect server + work pool + deployments + worker on $(HOST):$(PORT); Ctrl-C stops them all.
+# A HOST other than 127.0.0.1 needs PREFECT_SERVER_API_AUTH_STRING=user:password.
 # PostgreSQL instead of SQLite: PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect make serve
 PORT ?= 4200
+HOST ?= 127.0.0.1
 serve: install
-	$(BIN)/pm25 serve --port $(PORT)
+	$(BIN)/pm25 serve --port $(PORT) --host $(HOST)
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flows.serve import DEFAULT_PORT, LocalPrefect
+from flows.serve import DEFAULT_PORT, LOOPBACK, LocalPrefect
 from flows.serve import serve as serve_locally
 from tasks.errors import EXPECTED_ERRORS, hide_expected_tracebacks
 from tasks.layout import Layout
@@ -73,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Prefect API of the server [env PREFECT_API_URL; default that of `make serve`]")
     add_settings_flags(trigger, flow_parameter_names(train_pm25.fn))
     trigger.set_defaults(action=trigger_deployment)
-    serve = commands.add_parser("serve", help="Prefect server, work pool, deployments and a worker on 127.0.0.1 (Ctrl-C stops).")
+    serve = commands.add_parser("serve", help="Prefect server, work pool, deployments and a worker (Ctrl-C stops).")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"server port [default {DEFAULT_PORT}]")
-    serve.set_defaults(action=lambda arguments, overrides: serve_locally(arguments.port))
+    serve.add_argument("--host", default=LOOPBACK, help=f"address to listen on [default {LOOPBACK}]; any other "
+                       "needs PREFECT_SERVER_API_AUTH_STRING")
+    serve.set_defaults(action=lambda arguments, overrides: serve_locally(arguments.port, arguments.host))
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Run the whole operation locally: a Prefect server on 127.0.0.1, the `pm25-process` work pool, the
+"""Run the whole operation locally: a Prefect server (on 127.0.0.1 by default), the `pm25-process` work pool, the
 deployments of deployments/prefect.yaml and a process worker; Ctrl-C stops them all (`pm25 serve`).
 
 The server uses Prefect's embedded SQLite unless PREFECT_API_DATABASE_CONNECTION_URL names another
@@ -7,6 +7,7 @@ database (postgresql+asyncpg://user:password@host:5432/db), which it then migrat
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -27,11 +28,20 @@ STARTUP_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 20.0
 
 
+class UnsafeBinding(Exception):
+    """Asked to listen beyond loopback without PREFECT_SERVER_API_AUTH_STRING."""
+
+
 @dataclass
 class LocalPrefect:
-    """A Prefect server, work pool, deployments and worker on loopback, started and stopped as one."""
+    """A Prefect server, work pool, deployments and worker, started and stopped as one.
+
+    The server listens on 127.0.0.1 unless `host` says otherwise; any other address requires
+    PREFECT_SERVER_API_AUTH_STRING ("user:password"), which the worker and CLI calls then send.
+    """
 
     port: int = DEFAULT_PORT
+    host: str = LOOPBACK
     environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     log_dir: Path | None = None  # where server.log and worker.log go; None: inherit this terminal
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -46,8 +56,18 @@ class LocalPrefect:
 
     def env(self) -> dict[str, str]:
         # Without PREFECT_UI_API_URL the UI of a server on another port than 4200 calls 4200 and shows nothing.
-        return {**self.environment, "PREFECT_API_URL": self.api_url, "PREFECT_UI_API_URL": self.api_url,
-                "PREFECT_SERVER_ANALYTICS_ENABLED": self.environment.get("PREFECT_SERVER_ANALYTICS_ENABLED", "false")}
+        env = {**self.environment, "PREFECT_API_URL": self.api_url, "PREFECT_UI_API_URL": self.api_url,
+               "PREFECT_SERVER_ANALYTICS_ENABLED": self.environment.get("PREFECT_SERVER_ANALYTICS_ENABLED", "false")}
+        if self.environment.get("PREFECT_SERVER_API_AUTH_STRING"):
+            env["PREFECT_API_AUTH_STRING"] = self.environment["PREFECT_SERVER_API_AUTH_STRING"]
+        return env
+
+    def check_binding(self) -> None:
+        if self.host not in (LOOPBACK, "localhost", "::1") and not self.environment.get("PREFECT_SERVER_API_AUTH_STRING"):
+            raise UnsafeBinding(
+                f"refusing to serve on {self.host}: beyond loopback the API needs PREFECT_SERVER_API_AUTH_STRING "
+                "(user:password), or anyone who can reach the port can run flows on this machine"
+            )
 
     def prefect(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run a `prefect` CLI command against this server; raise with its output when it fails."""
@@ -65,19 +85,27 @@ class LocalPrefect:
         return process
 
     def start_server(self) -> None:
-        server = self._spawn("server", "server", "start", "--host", LOOPBACK, "--port", str(self.port), "--analytics-off")
+        self.check_binding()
+        server = self._spawn("server", "server", "start", "--host", self.host, "--port", str(self.port), "--analytics-off")
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if server.poll() is not None:
                 raise RuntimeError(f"the Prefect server exited with code {server.returncode} while starting")
             try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
+                with urllib.request.urlopen(self.authorized(f"{self.api_url}/health"), timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.5)
         raise RuntimeError(f"the Prefect server did not answer on {self.api_url} within {STARTUP_TIMEOUT_SECONDS:.0f} s")
+
+    def authorized(self, url: str) -> urllib.request.Request:
+        request = urllib.request.Request(url)
+        if self.environment.get("PREFECT_SERVER_API_AUTH_STRING"):
+            token = base64.b64encode(self.environment["PREFECT_SERVER_API_AUTH_STRING"].encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        return request
 
     def ensure_work_pool(self) -> None:
         try:
@@ -115,9 +143,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve(port: int) -> int:
+def serve(port: int, host: str = LOOPBACK) -> int:
     """Start everything, print where to look, and stop it all on Ctrl-C (or SIGTERM)."""
-    local = LocalPrefect(port=port)
+    local = LocalPrefect(port=port, host=host)
+    try:
+        local.check_binding()
+    except UnsafeBinding as error:
+        print(f"pm25 serve: {error}", file=sys.stderr)
+        return 2
     database = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "embedded SQLite")
     print(f"Starting a Prefect server on {local.ui_url} (database: {database.split('@')[-1]}) ...", flush=True)
     # Handlers, not inherited "ignore" dispositions (a shell's background job ignores SIGINT): children then
