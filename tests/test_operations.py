@@ -4,7 +4,6 @@ max_epochs=1 and follows it; then the API, the files and the UI (headless Chromi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -25,36 +24,10 @@ import pytest
 from flows.cli import main
 from tasks.settings import PROJECT_ROOT, Settings
 from chromium import HeadlessChromium, chromium_path
+from servers import free_port, postgres_database, required_or_skip
 
 SERVE_TIMEOUT_SECONDS = 240
 SCREENSHOTS = PROJECT_ROOT / "reports" / "ui"
-
-
-def required_or_skip(what: str) -> None:
-    """Locally a missing system component skips; in CI (which installs it) it fails."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is required in CI (.ci/run installs it)")
-    pytest.skip(f"{what} is not available here")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def postgres_admin(url: str, statement: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    async def execute() -> None:
-        connection = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute())
 
 
 @dataclass
@@ -68,18 +41,15 @@ class Served:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def served(request, tmp_path_factory):
     """`pm25 serve` in its own process, stopped with Ctrl-C (SIGINT) at the end, which must exit 0."""
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp(f"prefect-{request.param}"))}
-    database_url = None
-    if request.param == "postgres":
-        admin_url = os.environ.get("PM25_TEST_POSTGRES_URL")
-        if not admin_url:
-            required_or_skip("PostgreSQL (PM25_TEST_POSTGRES_URL)")
-        from sqlalchemy.engine import make_url
+    with contextlib.ExitStack() as stack:
+        env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp(f"prefect-{request.param}"))}
+        password = None
+        if request.param == "postgres":
+            env["PREFECT_API_DATABASE_CONNECTION_URL"], password = stack.enter_context(postgres_database())
+        yield from serve_process(request.param, env, password)
 
-        database = f"pm25_e2e_{uuid.uuid4().hex[:8]}"
-        postgres_admin(admin_url, f'CREATE DATABASE "{database}"')
-        database_url = make_url(admin_url).set(database=database).render_as_string(hide_password=False)
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+
+def serve_process(backend: str, env: dict[str, str], password: str | None):
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--port", str(port)], cwd=PROJECT_ROOT,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -92,13 +62,13 @@ def served(request, tmp_path_factory):
             process.kill()
             pytest.fail("pm25 serve did not come up:\n" + "".join(output[-60:]))
         time.sleep(0.5)
-    yield Served(request.param, f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", output)
+    yield Served(backend, f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", output)
     process.send_signal(signal.SIGINT)
     assert process.wait(90) == 0, "".join(output[-40:])
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server still listens after Ctrl-C"
-    if database_url:
-        postgres_admin(os.environ["PM25_TEST_POSTGRES_URL"], f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    if password:
+        assert password not in "".join(output), "the database password reached the logs"
 
 
 @pytest.fixture(scope="module")

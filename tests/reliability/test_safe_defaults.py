@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from flows.cli import main
+from servers import free_port
 from flows.serve import LOOPBACK, LocalPrefect
 from flows.train import train_pm25
 from tasks.errors import SourceError
@@ -24,12 +25,6 @@ from tasks.settings import PROJECT_ROOT
 from tasks.train import load_model
 
 AUTH = "operator:not-a-real-password-41"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_serve_listens_on_loopback_by_default():

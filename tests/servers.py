@@ -1,0 +1,57 @@
+"""Helpers for tests that start real servers: free loopback ports, fresh PostgreSQL databases, and skipping
+locally (failing in CI) when a system component is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+
+def required_or_skip(what: str) -> None:
+    """Locally a missing system component skips; in CI (which installs it) it fails."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI (.ci/run installs it)")
+    pytest.skip(f"{what} is not available here")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _postgres_admin(url: str, statement: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    async def execute() -> None:
+        connection = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute())
+
+
+@contextmanager
+def postgres_database() -> Iterator[tuple[str, str]]:
+    """A new, empty database on the server of PM25_TEST_POSTGRES_URL: (its asyncpg URL, its password); dropped after."""
+    from sqlalchemy.engine import make_url
+
+    admin_url = os.environ.get("PM25_TEST_POSTGRES_URL")
+    if not admin_url:
+        required_or_skip("PostgreSQL (PM25_TEST_POSTGRES_URL)")
+    database = f"pm25_test_{uuid.uuid4().hex[:8]}"
+    _postgres_admin(admin_url, f'CREATE DATABASE "{database}"')
+    url = make_url(admin_url).set(database=database)
+    try:
+        yield url.render_as_string(hide_password=False), url.password or ""
+    finally:
+        _postgres_admin(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
