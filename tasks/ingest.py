@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import exponential_backoff
-from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
 from tasks.errors import DataError, SourceError, SourceUnavailable

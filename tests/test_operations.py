@@ -17,14 +17,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from chromium import HeadlessChromium, chromium_path
+from servers import free_port, postgres_database, required_or_skip
 
 from flows.cli import main
 from tasks.settings import PROJECT_ROOT, Settings
-from chromium import HeadlessChromium, chromium_path
-from servers import free_port, postgres_database, required_or_skip
 
 SERVE_TIMEOUT_SECONDS = 240
 SCREENSHOTS = PROJECT_ROOT / "reports" / "ui"

@@ -12,8 +12,8 @@ from flows.cli import main
 from tasks.errors import RegistryError
 from tasks.promote import register_and_promote
 from tasks.registry import REGISTRY_FILE, champion, read_registry
-from tasks.train import MODEL_FILE, load_model
 from tasks.settings import TEST_DAYS
+from tasks.train import MODEL_FILE, load_model
 
 
 def derived_model(trained_dir: Path, models_dir: Path, name: str, change_bias: float | None) -> Path:

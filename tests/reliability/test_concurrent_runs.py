@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import free_port, postgres_database
 
 from flows.serve import LocalPrefect
-from servers import free_port, postgres_database
 from tasks import storage
 from tasks.settings import PROJECT_ROOT
 

@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 from flows.cli import main
-from servers import free_port
 from flows.serve import LOOPBACK, LocalPrefect
 from flows.train import train_pm25
 from tasks.errors import SourceError
