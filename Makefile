@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install install-dev run validate serve test clean
+.PHONY: install install-dev run validate serve test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ serve: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The seed recipe beside the default run, with an ablation ladder: reports/bench/bench.json and bench.md (~25 min).
+bench: install
+	$(BIN)/python tests/benchmark.py
 
 clean:
 	rm -rf pm25_home .pytest_cache

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from flows.cli import main
+from tasks import storage
 from tasks.errors import RegistryError
 from tasks.promote import register_and_promote
 from tasks.registry import REGISTRY_FILE, champion, read_registry
@@ -31,14 +32,14 @@ def derived_model(trained_dir: Path, models_dir: Path, name: str, change_bias: f
 
 
 @pytest.fixture()
-def candidates(trained_home, tmp_path):
+def candidates(trained_home, real_csv, tmp_path):
     home, result = trained_home
     trained_dir = Path(result["model"]).parent
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     return {
         "models_dir": models_dir,
-        "raw_path": next((home / "data" / "raw").glob("*.parquet")),
+        "raw_path": home / "data" / "raw" / f"{storage.sha256_file(real_csv)}.parquet",  # other tests ingest bad files here
         "metrics_path": home / "reports" / "latest" / "metrics.json",
         "bad": derived_model(trained_dir, models_dir, "bad", change_bias=3.0),  # always +3 σ: far too high
         "trained": derived_model(trained_dir, models_dir, "trained", change_bias=None),

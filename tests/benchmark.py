@@ -1,0 +1,234 @@
+"""`make bench`: the seed recipe beside the project's default run, on this machine, in one invocation.
+
+Writes reports/bench/bench.json and bench.md:
+- the seed recipe as published (4 weather inputs, target mean-filled, a scaler fitted on all rows, two
+  LSTM(50), batch 32, patience 10, an 80/20 split of the years before the test year, a Python loop for
+  windows), with wall time, seconds per epoch, peak memory and RMSE;
+- the project's default `pm25 run` (fresh home), and a second run on unchanged data and settings;
+- an ablation ladder from the seed recipe to the project's recipe, one change per step;
+- window building: the seed's Python loop against the project's strided view.
+
+Every model is scored on the 2014 test year's observed hours, from origins with an observed reading.
+Each step runs in its own process, so its peak memory (ru_maxrss from wait4) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from tasks import storage  # noqa: E402
+from tasks.settings import MIN_TRAIN_DAYS, TEST_DAYS, VALIDATION_DAYS, Settings  # noqa: E402
+
+OUTPUT_DIR = PROJECT_ROOT / "reports" / "bench"
+HOURS = 24
+LOOKBACK = 24
+WEATHER_4 = ["DEWP", "TEMP", "PRES", "Iws"]
+REPORTED = (1, 3, 6, 12, 24)
+
+# Ablation steps between the seed recipe and the project's model (the last step is the default run itself).
+LADDER = {
+    "seed recipe (as published)": "seed",
+    "+ honest data: time split, train-only scaling, missing targets masked not mean-filled": "honest",
+    "+ past PM2.5 (and its observed flag) as input": "past_pm25",
+    "+ all project features (wind, precipitation, calendar)": "all_features",
+}
+
+
+def run_measured(arguments: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run a child process; return its JSON output with wall seconds and its own peak memory."""
+    started = time.perf_counter()
+    process = subprocess.Popen(arguments, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{arguments} failed with {process.returncode}")
+    result = json.loads(output[output.index("{"):]) if "{" in output else {}
+    return {**result, "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+# ---------------------------------------------------------------- one ablation step, in a child process
+
+
+def seed_windows(values: np.ndarray, lookback: int) -> np.ndarray:
+    """The seed recipe's window loop: one copied slice per sample."""
+    return np.array([values[i - lookback + 1 : i + 1] for i in range(lookback - 1, len(values))])
+
+
+def scored_rmse(observed: np.ndarray, forecast: np.ndarray, origin_observed: np.ndarray) -> dict[str, float | None]:
+    out = {}
+    for h in REPORTED:
+        if h > forecast.shape[1]:
+            out[f"h{h}"] = None
+            continue
+        cells = np.isfinite(observed[:, h - 1]) & origin_observed
+        out[f"h{h}"] = round(float(np.sqrt(np.mean((forecast[cells, h - 1] - observed[cells, h - 1]) ** 2))), 2)
+    return out
+
+
+def step(name: str, raw_path: Path, features_path: Path, seed: int) -> dict:
+    from tasks.train import configure_tensorflow, masked_mse
+
+    configure_tensorflow(seed)
+    import keras
+
+    features = pd.read_parquet(features_path)
+    series = features["target"].to_numpy("float64")
+    n = len(features)
+    test_start = n - TEST_DAYS * HOURS
+    if name == "seed":
+        weather = pd.read_parquet(raw_path).set_index("timestamp")[WEATHER_4].reindex(features["timestamp"]).ffill().bfill()
+        target = pd.Series(series).fillna(np.nanmean(series)).to_numpy()  # mean-filled over every year, test included
+        table = np.column_stack([weather.to_numpy(), target])
+        low, high = table.min(axis=0), table.max(axis=0)  # the scaler sees every row
+        scaled = ((table - low) / (high - low)).astype("float32")
+        started = time.perf_counter()
+        inputs = seed_windows(scaled[:, :4], LOOKBACK)
+        loop_seconds = time.perf_counter() - started
+        origins = np.arange(LOOKBACK - 1, n)
+        inputs, origins = inputs[:-1], origins[:-1]  # the last origin has no next hour
+        next_hour = scaled[origins + 1, 4:5]
+        before_test = origins + 1 < test_start
+        fit_x, fit_y = inputs[before_test], next_hour[before_test]
+        cut = int(len(fit_x) * 0.8)
+        x, y, val = fit_x[:cut], fit_y[:cut], (fit_x[cut:], fit_y[cut:])
+        test_x, test_origins = inputs[~before_test], origins[~before_test]
+        unscale = lambda z: z * (high[4] - low[4]) + low[4]  # noqa: E731
+        loss, batch, patience = "mse", 32, 10
+    else:
+        columns = {"honest": WEATHER_4, "past_pm25": [*WEATHER_4, "pm25_z", "pm25_observed"],
+                   "all_features": None}[name]
+        params = storage.read_json(features_path.parent / "preprocessing.json")
+        columns = columns or params["feature_columns"]
+        values = features[columns].to_numpy("float32")
+        target_z = features["target_z"].to_numpy("float32")
+        from tasks.windows import window_inputs
+
+        inputs, origins = window_inputs(values, LOOKBACK), np.arange(LOOKBACK - 1, n)
+        inputs, origins = inputs[:-1], origins[:-1]
+        next_hour = target_z[origins + 1][:, None]
+        split = features["split"].to_numpy()[origins + 1]
+        x, y = np.ascontiguousarray(inputs[split == "train"]), next_hour[split == "train"]
+        val = (np.ascontiguousarray(inputs[split == "validation"]), next_hour[split == "validation"])
+        test_x, test_origins = np.ascontiguousarray(inputs[split == "test"]), origins[split == "test"]
+        unscale = lambda z: z * params["target_std"] + params["target_mean"]  # noqa: E731
+        loss, batch, patience, loop_seconds = masked_mse, 32, 10, None
+    model = keras.Sequential([keras.Input(shape=x.shape[1:]), keras.layers.LSTM(50, return_sequences=True),
+                              keras.layers.LSTM(50), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss=loss)
+    started = time.perf_counter()
+    history = model.fit(x, y, validation_data=val, epochs=100, batch_size=batch, verbose=0, shuffle=True,
+                        callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)])
+    seconds = time.perf_counter() - started
+    forecast = unscale(model.predict(test_x, batch_size=1024, verbose=0).astype("float64"))
+    observed = np.where(np.arange(n)[test_origins + 1] >= test_start, series[test_origins + 1], np.nan)[:, None]
+    epochs = len(history.history["loss"])
+    return {"epochs": epochs, "seconds_per_epoch": round(seconds / epochs, 2), "train_seconds": round(seconds, 1),
+            "rmse": scored_rmse(observed, forecast, np.isfinite(series[test_origins])), "window_loop_seconds": loop_seconds}
+
+
+# ---------------------------------------------------------------- the whole benchmark
+
+
+def window_speed(features_path: Path) -> dict:
+    from tasks.windows import window_inputs
+
+    table = pd.read_parquet(features_path)
+    params = storage.read_json(features_path.parent / "preprocessing.json")
+    values = table[params["feature_columns"]].to_numpy("float32")
+    started = time.perf_counter()
+    looped = seed_windows(values, LOOKBACK)
+    loop = time.perf_counter() - started
+    repeats = 1000
+    started = time.perf_counter()
+    for _ in range(repeats):
+        viewed = window_inputs(values, LOOKBACK)
+    view = (time.perf_counter() - started) / repeats
+    assert np.array_equal(looped, viewed) and np.shares_memory(viewed, values)
+    return {"windows": len(looped), "loop_seconds": round(loop, 4), "view_seconds": view,
+            "speedup": round(loop / view), "view_copies_series": False}
+
+
+def pm25_run(home: Path, source: str, prefect_home: Path) -> dict:
+    """The default `pm25 run`, as a user starts it (its own process, Prefect's temporary server)."""
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return run_measured([str(Path(sys.executable).parent / "pm25"), "run", "--source", source, "--home", str(home)], env)
+
+
+def markdown(report: dict) -> str:
+    machine = report["machine"]
+    lines = [f"# Benchmark ({report['date']}, {machine})", "",
+             "RMSE in µg/m³ on 2014's observed hours (origins with an observed reading).", "",
+             "| recipe | wall s | s/epoch | epochs | peak MB | RMSE 1 h | RMSE 6 h | RMSE 24 h |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in report["ladder"].items():
+        rmse = row["rmse"]
+        lines.append(f"| {name} | {row['wall_seconds']} | {row['seconds_per_epoch']} | {row['epochs']} | {row['peak_rss_mb']} "
+                     f"| {rmse['h1']} | {rmse['h6'] or '–'} | {rmse['h24'] or '–'} |")
+    default, again = report["default_run"], report["second_run"]
+    lines += ["", f"Default `pm25 run`: {default['wall_seconds']} s wall ({default['wall_seconds'] / report['ladder']['seed recipe (as published)']['wall_seconds']:.2f} of the seed recipe's), "
+              f"peak {default['peak_rss_mb']} MB; second run on unchanged data: {again['wall_seconds']} s "
+              f"({again['wall_seconds'] / default['wall_seconds']:.2f} of the first).",
+              f"Windows: the seed's loop builds {report['windows']['windows']} windows in {report['windows']['loop_seconds']} s; "
+              f"the strided view takes {report['windows']['view_seconds'] * 1e6:.1f} µs ({report['windows']['speedup']}× faster, no copy).", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--raw", help=argparse.SUPPRESS)
+    parser.add_argument("--features", help=argparse.SUPPRESS)
+    parser.add_argument("--source", default=os.environ.get("PM25_SOURCE", Settings().source))
+    parser.add_argument("--seed", type=int, default=Settings().seed)
+    arguments = parser.parse_args()
+    if arguments.step:
+        print(json.dumps(step(arguments.step, Path(arguments.raw), Path(arguments.features), arguments.seed)))
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="pm25-bench-"))
+    default = pm25_run(work / "home", arguments.source, work / "prefect")
+    second = pm25_run(work / "home", arguments.source, work / "prefect")
+    raw_path = next((work / "home" / "data" / "raw").glob("*.parquet"))
+    features_path = next((work / "home" / "data" / "features").rglob("features.parquet"))
+    metrics = storage.read_json(Path(default["run_dir"]) / "metrics.json")
+    training = storage.read_json(Path(default["model"]).parent / "training.json")
+    ladder = {}
+    for name, key in LADDER.items():
+        ladder[name] = run_measured([sys.executable, __file__, "--step", key, "--raw", str(raw_path),
+                                     "--features", str(features_path), "--seed", str(arguments.seed)])
+        print(name, ladder[name], flush=True)
+    ladder["project default (`pm25 run`: 24 horizons, change target, dropout, batch 256)"] = {
+        "wall_seconds": default["wall_seconds"], "peak_rss_mb": default["peak_rss_mb"], "epochs": training["epochs_run"],
+        "seconds_per_epoch": round(training["seconds"] / training["epochs_run"], 2),
+        "rmse": {f"h{h}": round(metrics["models"]["lstm"][f"h{h}"]["rmse"], 2) for h in REPORTED},
+    }
+    report = {
+        "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU",
+        "ladder": ladder, "default_run": default | {"metrics": None}, "second_run": second | {"metrics": None},
+        "persistence": {f"h{h}": round(metrics["models"]["persistence"][f"h{h}"]["rmse"], 2) for h in REPORTED},
+        "gbm": {f"h{h}": round(metrics["models"]["gbm"][f"h{h}"]["rmse"], 2) for h in REPORTED},
+        "windows": window_speed(features_path),
+        "settings": {"min_train_days": MIN_TRAIN_DAYS, "validation_days": VALIDATION_DAYS, "test_days": TEST_DAYS},
+    }
+    storage.write_json(OUTPUT_DIR / "bench.json", report)
+    storage.write_text(OUTPUT_DIR / "bench.md", markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
