@@ -25,6 +25,7 @@ from tasks.windows import WindowPlan, WindowSet, make_window_set
 REPORTED_HORIZONS = (1, 3, 6, 12, 24)
 BASELINES = ("gbm", "persistence", "seasonal_naive", "climatology")
 INTERVAL_COVERAGE = 0.8
+EVALUATION_DIR = "evaluation"
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +168,24 @@ def forecast_test(features: pd.DataFrame, plan: WindowPlan, params: Preprocessin
 
 def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path,
              seed: int) -> EvaluationOutput:
-    """Score the test span; write metrics.json and predictions.parquet into `output_dir`."""
-    metrics, predictions = forecast_test(pd.read_parquet(features_path), WindowPlan.from_json(storage.read_json(plan_path)),
-                                         load_params(params_path), model_dir, seed)
+    """Score the test span; write metrics.json and predictions.parquet into `output_dir`.
+
+    The scores depend only on the model folder (whose name fixes the data, windows and settings, seed
+    included), so they are kept in `model_dir/evaluation/` and a later run with the same model copies them.
+    """
+    cache = model_dir / EVALUATION_DIR
+    if (cache / "metrics.json").exists() and (cache / "predictions.parquet").exists():
+        log.info("evaluation cache hit: %s already holds this model's scores", cache)
+        metrics = storage.read_json(cache / "metrics.json")
+    else:
+        metrics, predictions = forecast_test(pd.read_parquet(features_path),
+                                             WindowPlan.from_json(storage.read_json(plan_path)),
+                                             load_params(params_path), model_dir, seed)
+        storage.write_parquet(cache / "predictions.parquet", predictions)
+        storage.write_json(cache / "metrics.json", metrics)  # written last: marks a complete evaluation
     output_dir.mkdir(parents=True, exist_ok=True)
-    storage.write_json(output_dir / "metrics.json", metrics)
-    storage.write_parquet(output_dir / "predictions.parquet", predictions)
+    for name in ("predictions.parquet", "metrics.json"):
+        storage.write_bytes(output_dir / name, (cache / name).read_bytes())
     farthest = f"h{max(h for h in REPORTED_HORIZONS if h <= len(metrics['horizons']))}"
     log.info("test RMSE by model at h1 and %s: %s", farthest,
              {name: [round(m["h1"]["rmse"], 2), round(m[farthest]["rmse"], 2)] for name, m in metrics["models"].items()})

@@ -112,8 +112,18 @@ def plot_next_hours(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, t
 
 
 def write_forecast(raw_path: Path, models_dir: Path, reports_dir: Path, source_sha256: str) -> ForecastOutput:
-    """Forecast the hours after the newest validated hour with the champion; write latest.json/.csv/.png."""
+    """Forecast the hours after the newest validated hour with the champion; write latest.json/.csv/.png.
+
+    The same champion on the same data gives the same forecast, so an existing one is reused.
+    """
     version = champion(models_dir)
+    output_dir = reports_dir / FORECAST_DIR
+    json_path, csv_path, plot_path = (output_dir / f"{LATEST_STEM}{suffix}" for suffix in (".json", ".csv", ".png"))
+    if all(path.exists() for path in (json_path, csv_path, plot_path)):
+        previous = storage.read_json(json_path)
+        if (previous["model_dir"], previous["source_sha256"]) == (version.model_dir, source_sha256):
+            log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
+            return ForecastOutput(json_path, csv_path, plot_path, previous["origin"], version.version)
     model = load_saved_model(models_dir / version.model_dir)
     features = model_features(raw_path, model.params)
     forecast = next_hours(features, model, version.interval_offsets["lower"], version.interval_offsets["upper"])
@@ -130,14 +140,12 @@ def write_forecast(raw_path: Path, models_dir: Path, reports_dir: Path, source_s
         "interval": "80 % split-conformal interval from the model's validation residuals",
         "forecasts": [_forecast_row(row) for row in forecast.to_dict("records")],
     }
-    output_dir = reports_dir / FORECAST_DIR
-    json_path = storage.write_json(output_dir / f"{LATEST_STEM}.json", payload)
-    csv_path = storage.write_text(output_dir / f"{LATEST_STEM}.csv",
-                                  forecast.assign(target_time=forecast["target_time"].map(pd.Timestamp.isoformat))
-                                  .to_csv(index=False))
+    # The JSON goes last: it is what a later run compares against to reuse the forecast.
+    storage.write_text(csv_path, forecast.assign(target_time=forecast["target_time"].map(pd.Timestamp.isoformat))
+                       .to_csv(index=False))
     history = features[["timestamp", "target"]].iloc[-HISTORY_HOURS_PLOTTED:]
-    plot_path = plot_next_hours(history, forecast, output_dir / f"{LATEST_STEM}.png",
-                                f"PM2.5 forecast from {origin} (model v{version.version})")
+    plot_next_hours(history, forecast, plot_path, f"PM2.5 forecast from {origin} (model v{version.version})")
+    storage.write_json(json_path, payload)
     log.info("forecast from %s with model v%d: next %d h written to %s", origin, version.version, len(forecast), json_path)
     return ForecastOutput(json_path, csv_path, plot_path, origin, version.version)
 

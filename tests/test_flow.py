@@ -44,9 +44,13 @@ def test_metrics_hold_every_model_and_horizon_scored_on_the_same_hours(trained_h
     assert 0.5 < metrics["intervals"]["coverage_80"] < 1.0
 
 
-def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv):
+def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv, caplog):
     home, first = trained_home
     again = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
+    for stage in ("ingest", "validation", "preprocess", "training", "evaluation", "forecast"):
+        assert f"{stage} cache hit" in caplog.text, stage
+    assert json.loads((Path(again["run_dir"]) / "metrics.json").read_text()) == json.loads(
+        (Path(first["run_dir"]) / "metrics.json").read_text())
     assert again["model"] == first["model"] and again["run_id"] != first["run_id"]
     assert len([path for path in (home / "models").iterdir() if path.is_dir()]) == 1
     assert again["model_version"] == first["model_version"]  # the same model is registered once
