@@ -1,4 +1,7 @@
-"""Deterministic errors: never retried, shown to the user as one message without a traceback."""
+"""Errors the pipeline expects, shown to the user as one message without a traceback.
+
+DataError, SourceError and RegistryError are deterministic and never retried; SourceUnavailable is retried.
+"""
 
 import logging
 
