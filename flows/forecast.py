@@ -7,13 +7,11 @@ from typing import Any
 
 from prefect import flow, runtime
 
-from flows.validate import validated_table
+from flows.validate import DEFAULTS, validated_table
 from tasks.alerts import send_alert
 from tasks.forecast import forecast_task
 from tasks.layout import Layout
 from tasks.settings import Settings
-
-DEFAULTS = Settings()  # PM25_* variables at import give the parameters' defaults
 
 
 def _run_name() -> str:

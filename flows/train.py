@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger, runtime
 
-from flows.validate import validated_table
+from flows.validate import DEFAULTS, validated_table
 from tasks.alerts import send_alert
 from tasks.evaluate import evaluate_task
 from tasks.forecast import forecast_task
@@ -21,9 +21,6 @@ from tasks.train import TRAINING_LOG, TrainingConfig, train_task
 from tasks.windows import windows_task
 
 HOURS_PER_DAY = 24
-# The PM25_* variables of the process that imports this module give the parameters' defaults, so a
-# deployment's parameter form shows them and a worker's environment can change them.
-DEFAULTS = Settings()
 
 
 def _run_name() -> str:

@@ -11,7 +11,9 @@ from tasks.layout import Layout
 from tasks.settings import Settings
 from tasks.validate import ValidationSummary, validate_task
 
-DEFAULTS = Settings()  # PM25_* variables at import give the parameters' defaults
+# The PM25_* variables of the process that imports the flows give their parameters' defaults, so a
+# deployment's parameter form shows them and a worker's environment can change them.
+DEFAULTS = Settings()
 
 
 def validated_table(settings: Settings) -> ValidationSummary:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
 from tasks.evaluate import REPORTED_HORIZONS
-from tasks.forecast import load_saved_model, model_features, span_forecast
-from tasks.preprocess import HOURS_PER_DAY
+from tasks.forecast import load_saved_model, span_forecast
+from tasks.preprocess import HOURS_PER_DAY, build_features, to_hourly_grid
 from tasks.registry import ModelVersion, code_version, read_registry, registry_lock, write_registry
 from tasks.train import MODEL_FILE
 
@@ -34,15 +35,15 @@ class SpanScores:
     span_end: str
     cells: int
     mean_rmse: dict[str, float]  # by model folder name
-    rmse_by_horizon: dict[str, list[float]]
 
 
 def score_on_newest_span(raw_path: Path, model_dirs: list[Path], span_days: int) -> SpanScores:
     """Score each model on the last `span_days` of the data, on the cells every model can be judged on."""
+    grid = to_hourly_grid(pd.read_parquet(raw_path))  # read once; each model builds its own inputs from it
     results = {}
     for model_dir in model_dirs:
         model = load_saved_model(model_dir)
-        features = model_features(raw_path, model.params)
+        features = build_features(grid, model.params)
         results[model_dir.name] = (features, *span_forecast(features, model, len(features) - span_days * HOURS_PER_DAY))
     first_common = max(origins[0] for _, origins, *_ in results.values())
     horizon = min(forecast.shape[1] for *_, forecast, _ in results.values())
@@ -59,7 +60,6 @@ def score_on_newest_span(raw_path: Path, model_dirs: list[Path], span_days: int)
     return SpanScores(
         span_start=stamps.iloc[-span_days * HOURS_PER_DAY].isoformat(), span_end=stamps.iloc[-1].isoformat(),
         cells=int(cells.sum()), mean_rmse={name: float(np.mean(values)) for name, values in by_horizon.items()},
-        rmse_by_horizon=by_horizon,
     )
 
 
