@@ -141,7 +141,7 @@ def forecast_test(features: pd.DataFrame, plan: WindowPlan, params: Preprocessin
     gbm_horizons = tuple(h for h in REPORTED_HORIZONS if h <= horizon)
     forecasts = {
         "lstm": lstm,
-        "gbm": to_micrograms(test, fit_predict_gbm(train, test, pm25_column, gbm_horizons, seed), params),
+        "gbm": to_micrograms(test, fit_predict_gbm(train, validation, test, pm25_column, gbm_horizons, seed), params),
         "persistence": persistence(series, origins, horizon),
         "seasonal_naive": seasonal_naive(series, origins, horizon),
         "climatology": climatology(
