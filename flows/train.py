@@ -15,7 +15,7 @@ from tasks.forecast import forecast_task
 from tasks.layout import Layout, new_run_id
 from tasks.preprocess import preprocess_task
 from tasks.promote import register_task
-from tasks.report import report_task
+from tasks.report import PLOTS_DIR, report_task
 from tasks.settings import MIN_TRAIN_DAYS, OPERATOR_SETTINGS, TEST_DAYS, VALIDATION_DAYS, Settings
 from tasks.train import TRAINING_LOG, TrainingConfig, train_task
 from tasks.windows import windows_task
@@ -75,7 +75,7 @@ def train_pm25(
     evaluation = evaluate_task(prepared.features_path, plan_path, prepared.params_path, trained.model_dir, run_dir,
                                settings.seed)
     report = report_task(run_dir, layout.reports, evaluation.metrics_path, evaluation.predictions_path,
-                         trained.model_dir / TRAINING_LOG, quality.docs_index, run_id)
+                         trained.model_dir / TRAINING_LOG, trained.model_dir / PLOTS_DIR, quality.docs_index, run_id)
     version = register_task(layout.models, trained.model_dir, raw_path, evaluation.metrics_path, run_id, raw_path.stem,
                             settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS)), TEST_DAYS)
     forecast = forecast_task(raw_path, layout.models, layout.reports, raw_path.stem)

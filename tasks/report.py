@@ -19,6 +19,8 @@ from tasks import storage
 from tasks.evaluate import REPORTED_HORIZONS
 
 LATEST = "latest"
+PLOTS_DIR = "plots"  # in a model folder: the pictures of its report
+PLOTS = ("forecast.png", "error_by_horizon.png", "loss.png")
 log = logging.getLogger(__name__)
 
 
@@ -119,7 +121,7 @@ def plot_loss(training_log: Path, path: Path) -> Path:
     best = int(np.argmin(history["val_loss"].to_numpy()))
     axis.axvline(best + 1, color="grey", ls="--", lw=1, label=f"best epoch ({best + 1}), weights restored")
     axis.set_xlabel("epoch")
-    axis.set_ylabel("masked MSE (standardised)")
+    axis.set_ylabel("masked MSE (standardised, horizon-weighted)")
     axis.legend()
     storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
     plt.close(figure)
@@ -166,15 +168,29 @@ def publish_latest(run_dir: Path, reports_dir: Path) -> Path:
     return latest
 
 
+def render_plots(metrics: dict[str, Any], predictions_path: Path, training_log: Path, plots_dir: Path) -> Path:
+    """Draw the report's pictures into `plots_dir` unless they are there already.
+
+    They depend only on the model (its test-span scores and training log), so the model folder keeps them
+    and a later run of the same model copies them instead of drawing them again.
+    """
+    if all((plots_dir / name).exists() for name in PLOTS):
+        log.info("plots cache hit: %s", plots_dir)
+        return plots_dir
+    plot_forecast(pd.read_parquet(predictions_path), plots_dir / "forecast.png")
+    plot_error_by_horizon(metrics, plots_dir / "error_by_horizon.png")
+    plot_loss(training_log, plots_dir / "loss.png")
+    return plots_dir
+
+
 def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
-                 docs_index: str, run_name: str) -> ReportOutput:
+                 plots_dir: Path, docs_index: str, run_name: str) -> ReportOutput:
     """Write the pictures and report.md into `run_dir` (which holds metrics.json), then publish it as latest."""
     metrics = storage.read_json(metrics_path)
-    predictions = pd.read_parquet(predictions_path)
-    plot_forecast(predictions, run_dir / "forecast.png")
-    plot_error_by_horizon(metrics, run_dir / "error_by_horizon.png")
+    render_plots(metrics, predictions_path, training_log, plots_dir)
+    for name in PLOTS:
+        storage.write_bytes(run_dir / name, (plots_dir / name).read_bytes())
     shutil.copyfile(training_log, run_dir / "training_log.csv")
-    plot_loss(training_log, run_dir / "loss.png")
     rows = metrics_rows(metrics)
     docs_link = os.path.relpath(docs_index, run_dir)
     report_path = storage.write_text(run_dir / "report.md", report_markdown(metrics, rows, docs_link, run_name))
@@ -185,10 +201,11 @@ def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictio
 
 @task(cache_policy=NO_CACHE, name="report", task_run_name="report {run_name}")
 def report_task(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
-                docs_index: str, run_name: str) -> ReportOutput:
+                plots_dir: Path, docs_index: str, run_name: str) -> ReportOutput:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    output = write_report(run_dir, reports_dir, metrics_path, predictions_path, training_log, docs_index, run_name)
+    output = write_report(run_dir, reports_dir, metrics_path, predictions_path, training_log, plots_dir, docs_index,
+                          run_name)
     create_table_artifact(output.metrics_rows, key="pm25-metrics", description="Test-span RMSE/MAE (µg/m³) by model and horizon")
     metrics = storage.read_json(metrics_path)
     create_markdown_artifact(

@@ -47,7 +47,7 @@ def test_metrics_hold_every_model_and_horizon_scored_on_the_same_hours(trained_h
 def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv, caplog):
     home, first = trained_home
     again = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
-    for stage in ("ingest", "validation", "preprocess", "training", "evaluation", "forecast"):
+    for stage in ("ingest", "validation", "preprocess", "training", "evaluation", "plots", "forecast"):
         assert f"{stage} cache hit" in caplog.text, stage
     assert json.loads((Path(again["run_dir"]) / "metrics.json").read_text()) == json.loads(
         (Path(first["run_dir"]) / "metrics.json").read_text())
