@@ -21,7 +21,7 @@ from pathlib import Path
 from tasks.storage import fingerprint
 
 # Bump when a change to the code makes earlier cached features or models stale.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 
 @dataclass(frozen=True)

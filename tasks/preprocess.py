@@ -26,6 +26,13 @@ WIND_COLUMN = "cbwd"
 WIND_CATEGORIES = ("NE", "NW", "SE", "cv")
 PM25_INPUT = "pm25_z"
 PM25_OBSERVED = "pm25_observed"
+PM25_LOG = "pm25_log"
+# Derived inputs, each read from the past only: the last hour's PM2.5 change, PM2.5 on a log scale (its
+# spikes compressed), trailing PM2.5 means, and the recent change of wind run, dew point and pressure
+# (dry northerly air arriving is what clears Beijing's haze).
+CHANGE_FEATURES = {"pm25_change_1h": (PM25_INPUT, 1), "Iws_change_1h": ("Iws", 1), "DEWP_change_3h": ("DEWP", 3),
+                   "PRES_change_3h": ("PRES", 3)}
+MEAN_FEATURES = {"pm25_mean_24h": 24, "pm25_mean_72h": 72}
 SPLITS = ("train", "validation", "test")
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,8 @@ class PreprocessingParams:
     target_mean: float
     target_std: float
     feature_columns: list[str]
+    log_mean: float | None = None  # of log1p(PM2.5) on the training span; absent in models without PM25_LOG
+    log_std: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +113,7 @@ def fit_preprocessing(train: pd.DataFrame, max_gap_hours: int, target_transform:
     fill_values = {column: float(train[column].median()) for column in WEATHER_COLUMNS}
     wind_mode = train[WIND_COLUMN].mode()
     target = target_forward(train[TARGET_COLUMN].dropna(), target_transform)
+    log_target = np.log1p(train[TARGET_COLUMN].dropna().to_numpy(dtype="float64"))
     filled_weather = fill_gaps(train[list(WEATHER_COLUMNS)], max_gap_hours, fill_values)
     return PreprocessingParams(
         max_gap_hours=max_gap_hours,
@@ -115,12 +125,15 @@ def fit_preprocessing(train: pd.DataFrame, max_gap_hours: int, target_transform:
         target_mean=float(target.mean()),
         target_std=float(target.std()) or 1.0,
         feature_columns=feature_columns(),
+        log_mean=float(log_target.mean()),
+        log_std=float(log_target.std()) or 1.0,
     )
 
 
 def feature_columns() -> list[str]:
     wind = [f"wind_{category}" for category in WIND_CATEGORIES]
-    return [*WEATHER_COLUMNS, *wind, "hour_sin", "hour_cos", "doy_sin", "doy_cos", PM25_INPUT, PM25_OBSERVED]
+    return [*WEATHER_COLUMNS, *wind, "hour_sin", "hour_cos", "doy_sin", "doy_cos", PM25_INPUT, PM25_OBSERVED,
+            PM25_LOG, *CHANGE_FEATURES, *MEAN_FEATURES]
 
 
 def fill_gaps(frame: pd.DataFrame, max_gap_hours: int, fill_values: dict[str, Any]) -> pd.DataFrame:
@@ -152,6 +165,13 @@ def build_features(grid: pd.DataFrame, params: PreprocessingParams) -> pd.DataFr
     features["doy_cos"] = np.cos(2 * np.pi * day_of_year / 365.25)
     features[PM25_INPUT] = pm25_input
     features[PM25_OBSERVED] = grid[TARGET_COLUMN].notna().astype("float64")
+    if PM25_LOG in params.feature_columns:
+        carried = grid[TARGET_COLUMN].ffill(limit=params.max_gap_hours).to_numpy(dtype="float64")
+        features[PM25_LOG] = np.nan_to_num((np.log1p(carried) - params.log_mean) / params.log_std, nan=0.0)
+    for name, (column, hours) in CHANGE_FEATURES.items():
+        features[name] = features[column].diff(hours).fillna(0.0)
+    for name, hours in MEAN_FEATURES.items():
+        features[name] = pm25_input.rolling(hours, min_periods=1).mean()
     features = features[params.feature_columns].astype("float32")
     features["target"] = grid[TARGET_COLUMN].astype("float64")
     features["target_z"] = target_z.astype("float32")
