@@ -39,7 +39,10 @@ def train_pm25(
     horizon_hours: int = DEFAULTS.horizon_hours,
     patience: int = DEFAULTS.patience,
     batch_size: int = DEFAULTS.batch_size,
+    lstm_layers: int = DEFAULTS.lstm_layers,
     lstm_units: int = DEFAULTS.lstm_units,
+    horizon_weight_power: float = DEFAULTS.horizon_weight_power,
+    ensemble_size: int = DEFAULTS.ensemble_size,
     learning_rate: float = DEFAULTS.learning_rate,
     dropout: float = DEFAULTS.dropout,
     max_gap_hours: int = DEFAULTS.max_gap_hours,
@@ -66,8 +69,10 @@ def train_pm25(
                              settings.horizon_hours, features_dir / f"windows_{settings.lookback_hours}_{settings.horizon_hours}.json")
 
     config = TrainingConfig(max_epochs=settings.max_epochs, patience=settings.patience, batch_size=settings.batch_size,
-                            lstm_units=settings.lstm_units, learning_rate=settings.learning_rate, dropout=settings.dropout,
-                            seed=settings.seed)
+                            lstm_layers=settings.lstm_layers, lstm_units=settings.lstm_units,
+                            horizon_weight_power=settings.horizon_weight_power,
+                            ensemble_size=settings.ensemble_size, learning_rate=settings.learning_rate,
+                            dropout=settings.dropout, seed=settings.seed)
     model_dir = layout.model(features_dir, plan_path.name, config)
     trained = train_task(prepared.features_path, prepared.params_path, plan_path, model_dir, config)
 

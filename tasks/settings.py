@@ -32,12 +32,21 @@ class Settings(BaseSettings):
     home: Path = Field(Path("pm25_home"), description="Folder under which a run writes data/, reports/ and models/.")
     max_epochs: int = Field(40, ge=1, description="Upper bound on training epochs (early stopping usually ends sooner).")
     seed: int = Field(42, description="Seed for weight initialisation and shuffling.")
-    lookback_hours: int = Field(24, ge=1, description="Hours of history fed to the model.")
+    lookback_hours: int = Field(
+        6, ge=1, description="Hours of history fed to the model (its inputs also carry PM2.5 means over 24 h and 72 h)."
+    )
     horizon_hours: int = Field(24, ge=1, description="Hours ahead forecast at once.")
     patience: int = Field(6, ge=1, description="Early-stopping patience in epochs, on validation loss.")
     batch_size: int = Field(256, ge=1, description="Training batch size.")
-    lstm_units: int = Field(50, ge=1, description="Units in each of the two LSTM layers.")
-    learning_rate: float = Field(2e-3, gt=0, description="Adam learning rate.")
+    lstm_layers: int = Field(1, ge=1, description="Stacked LSTM layers.")
+    lstm_units: int = Field(64, ge=1, description="Units in each LSTM layer.")
+    horizon_weight_power: float = Field(
+        1.0, ge=0, description="Training loss weighs horizon h (hours ahead) by h^-power; 0 weighs all alike."
+    )
+    ensemble_size: int = Field(
+        2, ge=1, description="LSTMs trained side by side from different initial weights; the forecast is their mean."
+    )
+    learning_rate: float = Field(4e-3, gt=0, description="Adam learning rate.")
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the LSTM inputs and before the output layer.")
     max_gap_hours: int = Field(6, ge=0, description="Longest input gap bridged by carrying the last reading forward.")
     target_transform: Literal["log1p", "identity"] = Field(

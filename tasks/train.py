@@ -1,7 +1,8 @@
 """Train: a seeded Keras LSTM that forecasts the next `horizon` hours at once, with early stopping.
 
 The network predicts the change of PM2.5 (in standardised model space) from the last input hour; a
-missing target hour is masked out of the loss, never filled.
+missing target hour is masked out of the loss, never filled. Each horizon's change is divided by its
+training spread, and the loss weighs the near horizons more (see `horizon_weights`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ class TrainingConfig:
     max_epochs: int
     patience: int
     batch_size: int
+    lstm_layers: int
     lstm_units: int
+    horizon_weight_power: float
+    ensemble_size: int
     learning_rate: float
     dropout: float
     seed: int
@@ -54,41 +58,77 @@ class TrainedModel:
     cache_hit: bool = False
 
 
-def configure_tensorflow(seed: int) -> None:
-    """Seed every generator and use all cores for each op (one op at a time keeps LSTM steps in order)."""
+def configure_tensorflow(seed: int, members: int = 1) -> None:
+    """Seed every generator and share the cores among the ensemble's members.
+
+    An LSTM step is a chain of small ops that one core runs about as fast as two, so the members run
+    side by side (one op of each at a time) with the cores split between them: on two cores a two-member
+    ensemble trains in about the time of one model.
+    """
     import keras
     import tensorflow as tf
 
+    cores = os.cpu_count() or 1
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // members))
+        tf.config.threading.set_inter_op_parallelism_threads(members)
     except RuntimeError:
         pass  # TensorFlow was already initialised in this process; its thread pools are fixed now.
     keras.utils.set_random_seed(seed)
 
 
-def masked_mse(y_true, y_pred):
-    """Mean squared error over the observed (non-NaN) target hours only."""
+def masked_mse(horizon_weight: np.ndarray, members: int = 1):
+    """Mean squared error over the observed (non-NaN) target hours only, horizon h weighted by horizon_weight[h].
+
+    With several members the prediction holds each member's horizons side by side; every member is scored
+    against the same targets and the loss is the members' mean (no member's gradient reaches another).
+    """
     from keras import ops
 
-    observed = ops.logical_not(ops.isnan(y_true))
-    error = ops.where(observed, y_pred - ops.where(observed, y_true, 0.0), 0.0)
-    count = ops.maximum(ops.sum(ops.cast(observed, "float32")), 1.0)
-    return ops.sum(ops.square(error)) / count
+    horizon = len(horizon_weight)
+    weight = ops.convert_to_tensor(np.asarray(horizon_weight, dtype="float32"))
+
+    def loss(y_true, y_pred):
+        observed = ops.logical_not(ops.isnan(y_true))
+        target = ops.where(observed, y_true, 0.0)[:, None, :]
+        error = ops.reshape(y_pred, (-1, members, horizon)) - target
+        squared = ops.where(observed[:, None, :], ops.square(error), 0.0) * weight
+        count = ops.maximum(ops.sum(ops.cast(observed, "float32")), 1.0) * members
+        return ops.sum(squared) / count
+
+    return loss
 
 
-def build_model(lookback: int, n_features: int, horizon: int, units: int, learning_rate: float, dropout: float):
-    """Two stacked LSTM layers (the seed recipe's shape) and a dense head with one output per horizon."""
+def build_model(lookback: int, n_features: int, horizon: int, layers: int, units: int, learning_rate: float,
+                dropout: float, horizon_weight_power: float = 0.0, members: int = 1):
+    """An ensemble of `members` independent networks, as two models that share their layers: one to train,
+    whose output holds every member's forecast, and one to save and forecast with, whose output is their mean.
+
+    A member is `layers` stacked LSTM layers whose last state, beside the origin hour's inputs as they are,
+    feeds a dense head with one output per horizon: that direct path to the newest readings is what the
+    nearest hours' forecasts lean on most.
+    """
     import keras
 
     inputs = keras.Input(shape=(lookback, n_features), name="history")
-    hidden = keras.layers.LSTM(units, return_sequences=True, dropout=dropout, name="lstm_1")(inputs)
-    hidden = keras.layers.LSTM(units, dropout=dropout, name="lstm_2")(hidden)
-    hidden = keras.layers.Dropout(dropout, name="head_dropout")(hidden)
-    outputs = keras.layers.Dense(horizon, name="change_per_horizon")(hidden)
-    model = keras.Model(inputs, outputs, name="pm25_lstm")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=masked_mse)
-    return model
+    origin_hour = keras.layers.Flatten(name="origin_hour")(keras.layers.Cropping1D((lookback - 1, 0))(inputs))
+    forecasts = []
+    for member in range(1, members + 1):
+        hidden = inputs
+        for layer in range(1, layers + 1):
+            hidden = keras.layers.LSTM(units, return_sequences=layer < layers, dropout=dropout,
+                                       name=f"m{member}_lstm_{layer}")(hidden)
+        hidden = keras.layers.Dropout(dropout, name=f"m{member}_head_dropout")(hidden)
+        hidden = keras.layers.Concatenate(name=f"m{member}_state_and_origin")([hidden, origin_hour])
+        forecasts.append(keras.layers.Dense(horizon, name=f"m{member}_change_per_horizon")(hidden))
+    several = members > 1
+    training = keras.Model(inputs, keras.layers.Concatenate(name="members")(forecasts) if several else forecasts[0],
+                           name="pm25_lstm_members")
+    training.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                     loss=masked_mse(horizon_weights(horizon, horizon_weight_power), members))
+    forecasting = keras.Model(inputs, keras.layers.Average(name="ensemble_mean")(forecasts) if several else forecasts[0],
+                              name="pm25_lstm")
+    return training, forecasting
 
 
 def change_targets(windows: WindowSet) -> np.ndarray:
@@ -96,11 +136,21 @@ def change_targets(windows: WindowSet) -> np.ndarray:
     return windows.targets - windows.last_value[:, None]
 
 
+def horizon_weights(horizon: int, power: float) -> np.ndarray:
+    """Loss weight of each horizon h = 1 … horizon, proportional to h**-power and averaging 1.
+
+    With power > 0 the near hours, whose errors are smaller and which a forecast can still improve most,
+    count more than they would under a plain mean of the (already spread-normalised) errors.
+    """
+    weights = np.arange(1, horizon + 1, dtype="float64") ** -power
+    return weights / weights.mean()
+
+
 def fit_change_scale(train: WindowSet) -> np.ndarray:
     """Per-horizon spread of the change on the training span.
 
-    The model learns change/scale, so each horizon weighs the same in the loss; otherwise the large
-    day-ahead errors drown the hour-ahead ones.
+    The model learns change/scale, so each horizon's errors are on one scale in the loss; otherwise the
+    large day-ahead errors drown the hour-ahead ones.
     """
     return np.nanstd(change_targets(train), axis=0).astype("float32")
 
@@ -135,14 +185,15 @@ def train_model(
         log.info("training cache hit: %s holds a model for these data and settings", model_dir)
         return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
                             **storage.read_json(summary_path))
-    configure_tensorflow(config.seed)
+    configure_tensorflow(config.seed, config.ensemble_size)
     import keras
 
     train = load_window_set(features_path, plan_path, "train")
     validation = load_window_set(features_path, plan_path, "validation")
     _, lookback, n_features = train.inputs.shape
-    model = build_model(lookback, n_features, train.targets.shape[1], config.lstm_units, config.learning_rate,
-                        config.dropout)
+    model, forecaster = build_model(lookback, n_features, train.targets.shape[1], config.lstm_layers,
+                                    config.lstm_units, config.learning_rate, config.dropout,
+                                    config.horizon_weight_power, config.ensemble_size)
     model_dir.mkdir(parents=True, exist_ok=True)
     log_path = model_dir / TRAINING_LOG
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
@@ -161,7 +212,7 @@ def train_model(
     seconds = time.perf_counter() - started
     val_losses = history.history["val_loss"]
     best_epoch = int(np.argmin(val_losses)) + 1
-    storage.write_atomically(model_dir / MODEL_FILE, lambda path: model.save(str(path)))
+    storage.write_atomically(model_dir / MODEL_FILE, lambda path: forecaster.save(str(path)))
     storage.write_bytes(model_dir / PREPROCESSING_FILE, params_path.read_bytes())
     storage.write_bytes(model_dir / WINDOWS_FILE, plan_path.read_bytes())
     result = {"epochs_run": len(val_losses), "best_epoch": best_epoch, "best_val_loss": float(val_losses[best_epoch - 1]),
@@ -187,7 +238,7 @@ def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]
     return lambda inputs: model.predict(np.ascontiguousarray(inputs), batch_size=1024, verbose=0) * scale
 
 
-@task(cache_policy=NO_CACHE, name="train", task_run_name="train lstm {config.lstm_units}u seed {config.seed}")
+@task(cache_policy=NO_CACHE, name="train", task_run_name="train lstm {config.lstm_layers}x{config.lstm_units}u seed {config.seed}")
 def train_task(features_path: Path, params_path: Path, plan_path: Path, model_dir: Path, config: TrainingConfig) -> TrainedModel:
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 

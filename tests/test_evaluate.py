@@ -47,14 +47,6 @@ def test_scores_cover_only_observed_targets_from_observed_origins_for_every_mode
     assert score(observed[:, 1], forecasts["a"][:, 1], cells[:, 1]) == {"rmse": 1.0, "mae": 1.0, "n": 1}
 
 
-def test_masked_loss_ignores_missing_targets():
-    from tasks.train import masked_mse
-
-    truth = np.array([[1.0, np.nan], [np.nan, 3.0]], dtype="float32")
-    prediction = np.array([[2.0, 100.0], [-50.0, 5.0]], dtype="float32")
-    assert float(masked_mse(truth, prediction)) == pytest.approx((1.0 + 4.0) / 2)
-
-
 def test_a_model_with_some_horizons_only_constrains_those_horizons():
     observed = np.ones((2, 3))
     forecasts = {"full": np.ones((2, 3)), "partial": np.array([[1.0, np.nan, np.nan], [np.nan, np.nan, np.nan]])}

@@ -18,15 +18,17 @@ from tasks.train import MODEL_FILE, load_model
 
 
 def derived_model(trained_dir: Path, models_dir: Path, name: str, change_bias: float | None) -> Path:
-    """A copy of the trained model folder whose output layer is replaced: a constant change of `change_bias`
-    (standardised units) per hour ahead, or the original weights when None."""
+    """A copy of the trained model folder whose members' output layers are replaced: a constant change of
+    `change_bias` (standardised units) per hour ahead, or the original weights when None."""
     target = models_dir / name
     shutil.copytree(trained_dir, target)
     if change_bias is not None:
         model = load_model(target / MODEL_FILE)
-        head = model.get_layer("change_per_horizon")
-        kernel, bias = head.get_weights()
-        head.set_weights([np.zeros_like(kernel), np.full_like(bias, change_bias)])
+        heads = [layer for layer in model.layers if layer.name.endswith("change_per_horizon")]
+        assert heads
+        for head in heads:
+            kernel, bias = head.get_weights()
+            head.set_weights([np.zeros_like(kernel), np.full_like(bias, change_bias)])
         model.save(str(target / MODEL_FILE))
     return target
 

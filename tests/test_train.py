@@ -1,0 +1,40 @@
+"""The training loss, the horizon weights and the ensemble model, on tiny arrays."""
+
+import numpy as np
+import pytest
+
+from tasks.train import build_model, horizon_weights, load_model, masked_mse
+
+
+def test_masked_loss_ignores_missing_targets():
+    truth = np.array([[1.0, np.nan], [np.nan, 3.0]], dtype="float32")
+    prediction = np.array([[2.0, 100.0], [-50.0, 5.0]], dtype="float32")
+    assert float(masked_mse(np.ones(2))(truth, prediction)) == pytest.approx((1.0 + 4.0) / 2)
+
+
+def test_masked_loss_weighs_each_horizon_and_averages_the_members():
+    truth = np.array([[0.0, 0.0]], dtype="float32")
+    weights = np.array([3.0, 1.0])
+    one_member = np.array([[1.0, 2.0]], dtype="float32")
+    assert float(masked_mse(weights)(truth, one_member)) == pytest.approx((3 * 1 + 1 * 4) / 2)
+    two_members = np.array([[1.0, 2.0, 3.0, 0.0]], dtype="float32")  # member 1: (1, 2), member 2: (3, 0)
+    assert float(masked_mse(weights, members=2)(truth, two_members)) == pytest.approx(((3 + 4) + (27 + 0)) / 4)
+
+
+def test_horizon_weights_favour_near_hours_and_average_one():
+    weights = horizon_weights(24, 1.0)
+    assert weights.mean() == pytest.approx(1.0)
+    assert np.all(np.diff(weights) < 0) and weights[0] / weights[-1] == pytest.approx(24.0)
+    np.testing.assert_allclose(horizon_weights(24, 0.0), np.ones(24))
+
+
+def test_ensemble_forecasts_the_mean_of_its_members_and_saves_safely(tmp_path):
+    training, forecasting = build_model(lookback=5, n_features=3, horizon=4, layers=1, units=8, learning_rate=1e-3,
+                                        dropout=0.0, horizon_weight_power=1.0, members=2)
+    inputs = np.random.default_rng(0).normal(size=(6, 5, 3)).astype("float32")
+    members = training.predict(inputs, verbose=0)
+    assert members.shape == (6, 8)
+    np.testing.assert_allclose(forecasting.predict(inputs, verbose=0), members.reshape(6, 2, 4).mean(axis=1), rtol=1e-5)
+    forecasting.save(tmp_path / "model.keras")
+    loaded = load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), forecasting.predict(inputs, verbose=0), rtol=1e-5)
