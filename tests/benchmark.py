@@ -4,8 +4,10 @@ Writes reports/bench/bench.json and bench.md:
 - the seed recipe as published (4 weather inputs, target mean-filled, a scaler fitted on all rows, two
   LSTM(50), batch 32, patience 10, an 80/20 split of the years before the test year, a Python loop for
   windows), with wall time, seconds per epoch, peak memory and RMSE;
-- the project's default `pm25 run` (fresh home), and a second run on unchanged data and settings;
-- an ablation ladder from the seed recipe to the project's recipe, one change per step;
+- the project's default `pm25 run` (fresh PM25_HOME; Prefect's database created beforehand, a one-time
+  step of any Prefect install that is timed on its own), and a second run on unchanged data and settings;
+- an ablation ladder from the seed recipe to the project's recipe, one change per step, then the default
+  run with one of its model choices undone at a time (leave-one-out, same data and features);
 - window building: the seed's Python loop against the project's strided view.
 
 Every model is scored on the 2014 test year's observed hours, from origins with an observed reading.
@@ -38,13 +40,22 @@ LOOKBACK = 24
 WEATHER_4 = ["DEWP", "TEMP", "PRES", "Iws"]
 REPORTED = (1, 3, 6, 12, 24)
 
-# Ablation steps between the seed recipe and the project's model (the last step is the default run itself).
+# Ablation steps between the seed recipe and the project's model (1-hour models with the seed's network).
 LADDER = {
     "seed recipe (as published; TensorFlow's default threading)": "seed",
     "+ TensorFlow threads set for the cores (one op at a time, all cores per op)": "seed_threaded",
     "+ honest data: time split, train-only scaling, missing targets masked not mean-filled": "honest",
     "+ past PM2.5 (and its observed flag) as input": "past_pm25",
-    "+ all project features (wind, precipitation, calendar)": "all_features",
+    "+ all project features (wind, precipitation, calendar, PM2.5 log/changes/means, weather changes)": "all_features",
+}
+DEFAULT_ROW = "project default (`pm25 run`: 24 horizons, change target, ensemble of 2 × LSTM(64), origin-hour skip)"
+# The default run with one model choice undone: `pm25 run` flags, on the bench's home (features cached).
+LEAVE_ONE_OUT = {
+    "default, but one network (no ensemble)": ["--ensemble-size", "1"],
+    "default, but all horizons weighed alike in the loss": ["--horizon-weight-power", "0"],
+    "default, but a 24-hour look-back": ["--lookback-hours", "24"],
+    "default, but the earlier network (2 × LSTM(50), learning rate 0.002)": ["--lstm-layers", "2", "--lstm-units", "50",
+                                                                            "--learning-rate", "0.002"],
 }
 
 
@@ -131,7 +142,7 @@ def step(name: str, raw_path: Path, features_path: Path, seed: int) -> dict:
         val = (np.ascontiguousarray(inputs[split == "validation"]), next_hour[split == "validation"])
         test_x, test_origins = np.ascontiguousarray(inputs[split == "test"]), origins[split == "test"]
         unscale = lambda z: z * params["target_std"] + params["target_mean"]  # noqa: E731
-        loss, batch, patience, loop_seconds = masked_mse, 32, 10, None
+        loss, batch, patience, loop_seconds = masked_mse(np.ones(1)), 32, 10, None
     model = keras.Sequential([keras.Input(shape=x.shape[1:]), keras.layers.LSTM(50, return_sequences=True),
                               keras.layers.LSTM(50), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss=loss)
@@ -168,11 +179,51 @@ def window_speed(features_path: Path) -> dict:
             "speedup": round(loop / view), "view_copies_series": False}
 
 
-def pm25_run(home: Path, source: str, prefect_home: Path) -> dict:
-    """The default `pm25 run`, as a user starts it (its own process, Prefect's temporary server)."""
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return run_measured([str(Path(sys.executable).parent / "pm25"), "run", "--source", source, "--home", str(home)], env)
+def prefect_environment(prefect_home: Path) -> dict[str, str]:
+    return {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def create_prefect_database(prefect_home: Path) -> float:
+    """Create Prefect's SQLite database under `prefect_home` (what the first command of any Prefect install
+    does); return its wall seconds."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], cwd=PROJECT_ROOT,
+                   env=prefect_environment(prefect_home), check=True, capture_output=True)
+    return round(time.perf_counter() - started, 1)
+
+
+def pm25_run(home: Path, source: str, prefect_home: Path, *flags: str, api_url: str | None = None) -> dict:
+    """`pm25 run`, as a user starts it: its own process, with Prefect's temporary server unless `api_url`
+    names a running one."""
+    env = prefect_environment(prefect_home) | ({"PREFECT_API_URL": api_url} if api_url else {})
+    return run_measured([str(Path(sys.executable).parent / "pm25"), "run", "--source", source, "--home", str(home),
+                         *flags], env)
+
+
+def runs_against_a_running_server(work: Path, source: str) -> tuple[dict, dict]:
+    """A full and a second `pm25 run` with PREFECT_API_URL set to a server that is already up, as the
+    nightly deployment's runs find it: no server start or stop inside the runs."""
+    from flows.launch import TemporaryServer
+
+    os.environ["PREFECT_HOME"] = str(work / "prefect")
+    server = TemporaryServer()
+    try:
+        server.wait_until_ready()
+        full = pm25_run(work / "served_home", source, work / "prefect", api_url=server.api_url)
+        second = pm25_run(work / "served_home", source, work / "prefect", api_url=server.api_url)
+    finally:
+        server.stop()
+    return full, second
+
+
+def lstm_row(run: dict) -> dict:
+    """A ladder row from a `pm25 run`'s metrics and training summary."""
+    metrics = storage.read_json(Path(run["run_dir"]) / "metrics.json")
+    training = storage.read_json(Path(run["model"]).parent / "training.json")
+    return {"wall_seconds": run["wall_seconds"], "peak_rss_mb": run["peak_rss_mb"], "epochs": training["epochs_run"],
+            "seconds_per_epoch": round(training["seconds"] / training["epochs_run"], 2),
+            "rmse": {f"h{h}": round(metrics["models"]["lstm"][f"h{h}"]["rmse"], 2) for h in REPORTED}}
 
 
 def markdown(report: dict) -> str:
@@ -184,10 +235,14 @@ def markdown(report: dict) -> str:
         rmse = row["rmse"]
         lines.append(f"| {name} | {row['wall_seconds']} | {row['seconds_per_epoch']} | {row['epochs']} | {row['peak_rss_mb']} "
                      f"| {rmse['h1']} | {rmse['h6'] or '–'} | {rmse['h24'] or '–'} |")
-    default, again = report["default_run"], report["second_run"]
+    default, again, served = report["default_run"], report["second_run"], report["running_server"]
     lines += ["", f"Default `pm25 run`: {default['wall_seconds']} s wall ({default['wall_seconds'] / next(iter(report['ladder'].values()))['wall_seconds']:.2f} of the seed recipe's), "
               f"peak {default['peak_rss_mb']} MB; second run on unchanged data: {again['wall_seconds']} s "
-              f"({again['wall_seconds'] / default['wall_seconds']:.2f} of the first).",
+              f"({again['wall_seconds'] / default['wall_seconds']:.2f} of the first). Creating Prefect's database, "
+              f"once per PREFECT_HOME before the first run: {report['prefect_database_seconds']} s.",
+              f"Against an already running Prefect server (PREFECT_API_URL set): full run {served['full_run']['wall_seconds']} s, "
+              f"second run {served['second_run']['wall_seconds']} s "
+              f"({served['second_run']['wall_seconds'] / served['full_run']['wall_seconds']:.2f} of the full run).",
               f"Windows: the seed's loop builds {report['windows']['windows']} windows in {report['windows']['loop_seconds']} s; "
               f"the strided view takes {report['windows']['view_seconds'] * 1e6:.1f} µs ({report['windows']['speedup']}× faster, no copy).", ""]
     return "\n".join(lines)
@@ -206,25 +261,27 @@ def main() -> int:
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="pm25-bench-"))
+    database_seconds = create_prefect_database(work / "prefect")
     default = pm25_run(work / "home", arguments.source, work / "prefect")
     second = pm25_run(work / "home", arguments.source, work / "prefect")
+    served_full, served_second = runs_against_a_running_server(work, arguments.source)
     raw_path = next((work / "home" / "data" / "raw").glob("*.parquet"))
     features_path = next((work / "home" / "data" / "features").rglob("features.parquet"))
     metrics = storage.read_json(Path(default["run_dir"]) / "metrics.json")
-    training = storage.read_json(Path(default["model"]).parent / "training.json")
     ladder = {}
     for name, key in LADDER.items():
         ladder[name] = run_measured([sys.executable, __file__, "--step", key, "--raw", str(raw_path),
                                      "--features", str(features_path), "--seed", str(arguments.seed)])
         print(name, ladder[name], flush=True)
-    ladder["project default (`pm25 run`: 24 horizons, change target, dropout, batch 256)"] = {
-        "wall_seconds": default["wall_seconds"], "peak_rss_mb": default["peak_rss_mb"], "epochs": training["epochs_run"],
-        "seconds_per_epoch": round(training["seconds"] / training["epochs_run"], 2),
-        "rmse": {f"h{h}": round(metrics["models"]["lstm"][f"h{h}"]["rmse"], 2) for h in REPORTED},
-    }
+    ladder[DEFAULT_ROW] = lstm_row(default)
+    for name, flags in LEAVE_ONE_OUT.items():
+        ladder[name] = lstm_row(pm25_run(work / "home", arguments.source, work / "prefect", *flags))
+        print(name, ladder[name], flush=True)
     report = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU",
         "ladder": ladder, "default_run": default | {"metrics": None}, "second_run": second | {"metrics": None},
+        "prefect_database_seconds": database_seconds,
+        "running_server": {"full_run": served_full | {"metrics": None}, "second_run": served_second | {"metrics": None}},
         "persistence": {f"h{h}": round(metrics["models"]["persistence"][f"h{h}"]["rmse"], 2) for h in REPORTED},
         "gbm": {f"h{h}": round(metrics["models"]["gbm"][f"h{h}"]["rmse"], 2) for h in REPORTED},
         "windows": window_speed(features_path),
