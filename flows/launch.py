@@ -42,24 +42,32 @@ class TemporaryServer:
         os.environ["PREFECT_API_URL"] = self.api_url
 
     def wait_until_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Prefect's temporary server exited with code {self.process.returncode} while starting")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"Prefect's temporary server did not answer on {self.api_url} within {STARTUP_TIMEOUT_SECONDS:.0f} s")
+        wait_for_health(self.process, f"{self.api_url}/health", "Prefect's temporary server", STARTUP_TIMEOUT_SECONDS,
+                        poll_seconds=0.05)
 
     def stop(self) -> None:
         if os.environ.get("PREFECT_API_URL") == self.api_url:
             del os.environ["PREFECT_API_URL"]
         if self.process.poll() is None:
             self.process.terminate()
+
+
+def wait_for_health(process: subprocess.Popen, health: str | urllib.request.Request, name: str, timeout: float,
+                    poll_seconds: float) -> None:
+    """Return once the server's health endpoint answers 200; raise if its process exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(health, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(poll_seconds)
+    url = health if isinstance(health, str) else health.full_url
+    raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f} s")
 
 
 def _free_loopback_port() -> int:

@@ -13,11 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flows.launch import wait_for_health
 from tasks.settings import PROJECT_ROOT
 
 WORK_POOL = "pm25-process"
@@ -87,18 +87,8 @@ class LocalPrefect:
     def start_server(self) -> None:
         self.check_binding()
         server = self._spawn("server", "server", "start", "--host", self.host, "--port", str(self.port), "--analytics-off")
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise RuntimeError(f"the Prefect server exited with code {server.returncode} while starting")
-            try:
-                with urllib.request.urlopen(self.authorized(f"{self.api_url}/health"), timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"the Prefect server did not answer on {self.api_url} within {STARTUP_TIMEOUT_SECONDS:.0f} s")
+        wait_for_health(server, self.authorized(f"{self.api_url}/health"), "the Prefect server", STARTUP_TIMEOUT_SECONDS,
+                        poll_seconds=0.5)
 
     def authorized(self, url: str) -> urllib.request.Request:
         request = urllib.request.Request(url)
