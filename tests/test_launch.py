@@ -1,26 +1,45 @@
-"""`pm25` as installed: a flow command without PREFECT_API_URL starts its own temporary server first."""
+"""`pm25` as installed: a flow command with no Prefect server configured starts its own temporary server first."""
 
 import os
 import subprocess
 import sys
 
-from flows.launch import needs_temporary_server
+from flows.launch import may_need_temporary_server
 from tasks.settings import PROJECT_ROOT
 
+ADOPT = ("import sys; sys.path.insert(0, sys.argv[1]); from flows.launch import TemporaryServer; "
+         "server = TemporaryServer(); print('adopted' if server.adopt() else 'left alone'); server.stop()")
 
-def test_only_flow_commands_without_a_configured_server_start_one(monkeypatch):
+
+def environment_without_api() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+
+
+def test_only_flow_commands_without_an_api_in_the_environment_spawn_one(monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    assert needs_temporary_server(["run", "--max-epochs", "1"]) and needs_temporary_server(["forecast"])
-    assert not needs_temporary_server(["models"]) and not needs_temporary_server(["run", "--help"])
-    assert not needs_temporary_server([])
+    assert may_need_temporary_server(["run", "--max-epochs", "1"]) and may_need_temporary_server(["forecast"])
+    assert not may_need_temporary_server(["models"]) and not may_need_temporary_server(["run", "--help"])
+    assert not may_need_temporary_server([])
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
-    assert not needs_temporary_server(["run"])
+    assert not may_need_temporary_server(["run"])
+
+
+def test_an_api_named_in_prefects_settings_files_is_kept(tmp_path):
+    def adopt_in(folder) -> str:
+        done = subprocess.run([sys.executable, "-c", ADOPT, str(PROJECT_ROOT)], cwd=folder, env=environment_without_api(),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert adopt_in(tmp_path) == "adopted"
+    (tmp_path / "prefect.toml").write_text('[api]\nurl = "http://127.0.0.1:4200/api"\n', encoding="utf-8")
+    assert adopt_in(tmp_path) == "left alone"
 
 
 def test_a_flow_command_runs_on_the_server_it_started(real_csv, tmp_path):
-    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     done = subprocess.run([sys.executable, "-m", "flows.launch", "validate", "--source", str(real_csv), "--home",
-                           str(tmp_path / "home")], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+                           str(tmp_path / "home")], cwd=PROJECT_ROOT, env=environment_without_api(), capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert '"passed": true' in done.stdout
     assert "Starting temporary server" not in done.stdout + done.stderr  # not Prefect's own, started after the imports
