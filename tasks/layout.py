@@ -4,7 +4,7 @@
     data/raw/<sha256>.parquet         ingested table
     data/validated/<key>.json         passing validation verdicts
     data/features/<key>/              features.parquet, preprocessing.json, windows.json
-    models/<key>/                     model.keras, training_log.csv, training.json
+    models/<key>/                     model.keras, training_log.csv, training.json, evaluation/, plots/
     models/registry.json              registered versions and the champion
     reports/data_quality/index.html   Great Expectations Data Docs
     reports/runs/<run id>/            metrics, predictions, plots, report.md of one run
