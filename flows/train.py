@@ -68,11 +68,7 @@ def train_pm25(
     plan_path = windows_task(prepared.features_path, prepared.params_path, settings.lookback_hours,
                              settings.horizon_hours, features_dir / f"windows_{settings.lookback_hours}_{settings.horizon_hours}.json")
 
-    config = TrainingConfig(max_epochs=settings.max_epochs, patience=settings.patience, batch_size=settings.batch_size,
-                            lstm_layers=settings.lstm_layers, lstm_units=settings.lstm_units,
-                            horizon_weight_power=settings.horizon_weight_power,
-                            ensemble_size=settings.ensemble_size, learning_rate=settings.learning_rate,
-                            dropout=settings.dropout, seed=settings.seed)
+    config = TrainingConfig.from_settings(settings)
     model_dir = layout.model(features_dir, plan_path.name, config)
     trained = train_task(prepared.features_path, prepared.params_path, plan_path, model_dir, config)
 

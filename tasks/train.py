@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
+from tasks.settings import Settings
 from tasks.windows import WindowSet, load_window_set
 
 MODEL_FILE = "model.keras"
@@ -44,6 +45,11 @@ class TrainingConfig:
     learning_rate: float
     dropout: float
     seed: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrainingConfig:
+        """The training fields of a run's settings (each field here is a setting of the same name)."""
+        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
 
 
 @dataclass(frozen=True)
