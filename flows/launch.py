@@ -31,7 +31,7 @@ class TemporaryServer:
     """
 
     def __init__(self) -> None:
-        self.port = _free_loopback_port()
+        self.port = free_loopback_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         environment = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                        "PREFECT__SERVER_FINAL": "1"}
@@ -83,7 +83,7 @@ def wait_for_health(process: subprocess.Popen, health: str | urllib.request.Requ
     raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f} s")
 
 
-def _free_loopback_port() -> int:
+def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

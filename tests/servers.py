@@ -1,11 +1,10 @@
-"""Helpers for tests that start real servers: free loopback ports, fresh PostgreSQL databases, and skipping
-locally (failing in CI) when a system component is missing."""
+"""Helpers for tests that start real servers: fresh PostgreSQL databases, and skipping locally (failing in CI)
+when a system component is missing. Free loopback ports come from flows.launch.free_loopback_port."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +17,6 @@ def required_or_skip(what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is required in CI (.ci/run installs it)")
     pytest.skip(f"{what} is not available here")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _postgres_admin(url: str, statement: str) -> None:

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import pytest
 from chromium import HeadlessChromium, chromium_path
-from servers import free_port, postgres_database, required_or_skip
+from servers import postgres_database, required_or_skip
 
 from flows.cli import main
+from flows.launch import free_loopback_port
 from tasks.settings import PROJECT_ROOT, Settings
 
 SERVE_TIMEOUT_SECONDS = 240
@@ -49,7 +50,7 @@ def served(request, tmp_path_factory):
 
 
 def serve_process(backend: str, env: dict[str, str], password: str | None):
-    port = free_port()
+    port = free_loopback_port()
     process = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--port", str(port)], cwd=PROJECT_ROOT,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import free_port, postgres_database
+from servers import postgres_database
 
+from flows.launch import free_loopback_port
 from flows.serve import LocalPrefect
 from tasks import storage
 from tasks.settings import PROJECT_ROOT
@@ -41,7 +42,7 @@ def test_four_runs_at_once_on_one_server(backend, real_csv, tmp_path):
         env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
         if backend == "postgres":
             env["PREFECT_API_DATABASE_CONNECTION_URL"], _ = stack.enter_context(postgres_database())
-        server = LocalPrefect(port=free_port(), environment=env, log_dir=tmp_path)
+        server = LocalPrefect(port=free_loopback_port(), environment=env, log_dir=tmp_path)
         stack.callback(server.stop)
         server.start_server()
 

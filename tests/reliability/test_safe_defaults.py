@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from servers import free_port
 
 from flows.cli import main
+from flows.launch import free_loopback_port
 from flows.serve import LOOPBACK, LocalPrefect
 from flows.train import train_pm25
 from tasks.errors import SourceError
@@ -33,7 +33,7 @@ def test_serve_listens_on_loopback_by_default():
 
 def test_serving_beyond_loopback_without_an_auth_string_is_refused():
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_SERVER_API_AUTH_STRING"}
-    port = free_port()
+    port = free_loopback_port()
     done = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--host", "0.0.0.0", "--port", str(port)],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "PREFECT_SERVER_API_AUTH_STRING" in done.stderr
@@ -42,7 +42,7 @@ def test_serving_beyond_loopback_without_an_auth_string_is_refused():
 
 
 def test_beyond_loopback_requests_without_the_auth_string_are_refused(tmp_path):
-    server = LocalPrefect(port=free_port(), host="0.0.0.0", log_dir=tmp_path,
+    server = LocalPrefect(port=free_loopback_port(), host="0.0.0.0", log_dir=tmp_path,
                           environment={**os.environ, "PREFECT_HOME": str(tmp_path), "PREFECT_SERVER_API_AUTH_STRING": AUTH})
     try:
         server.start_server()
