@@ -26,6 +26,8 @@ REPORTED_HORIZONS = (1, 3, 6, 12, 24)
 BASELINES = ("gbm", "persistence", "seasonal_naive", "climatology")
 INTERVAL_COVERAGE = 0.8
 EVALUATION_DIR = "evaluation"
+SCORED_SPANS = ("validation", "test")
+SCORING = "observed target hours in the {span} span, from origins with an observed reading; same cells for every model"
 
 log = logging.getLogger(__name__)
 
@@ -119,50 +121,71 @@ def interval_coverage(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray
             "mean_width_by_horizon": [float(np.mean(upper[scored[:, h], h] - lower[scored[:, h], h])) for h in range(observed.shape[1])]}
 
 
+def forecast_spans(features: pd.DataFrame, plan: WindowPlan, params: PreprocessingParams, model_dir: Path,
+                   seed: int) -> dict[str, tuple[WindowSet, dict[str, np.ndarray]]]:
+    """The validation and test spans' windows, each with the LSTM's and every baseline's forecasts (µg/m³)."""
+    series = features["target"].to_numpy(dtype="float64")
+    train = make_window_set(features, plan, "train")
+    spans = {name: make_window_set(features, plan, name) for name in SCORED_SPANS}
+    predict_change = load_change_predictor(model_dir)
+    gbm_horizons = tuple(h for h in REPORTED_HORIZONS if h <= plan.horizon)
+    gbm = fit_predict_gbm(train, spans["validation"], list(spans.values()), plan.feature_columns.index(PM25_INPUT),
+                          gbm_horizons, seed)
+    table = fit_climatology(features["timestamp"], series, (features["split"] == "train").to_numpy())
+    result = {}
+    for (name, windows), gbm_change in zip(spans.items(), gbm):
+        origins = windows.origin_index
+        result[name] = windows, {
+            "lstm": to_micrograms(windows, predict_change(windows.inputs), params),
+            "gbm": to_micrograms(windows, gbm_change, params),
+            "persistence": persistence(series, origins, plan.horizon),
+            "seasonal_naive": seasonal_naive(series, origins, plan.horizon),
+            "climatology": climatology(table, features["timestamp"], origins, plan.horizon),
+        }
+    return result
+
+
+def span_bounds(features: pd.DataFrame, span: str) -> dict[str, str]:
+    stamps = features["timestamp"][(features["split"] == span).to_numpy()]
+    return {"start": stamps.iloc[0].isoformat(), "end": stamps.iloc[-1].isoformat()}
+
+
 def forecast_test(features: pd.DataFrame, plan: WindowPlan, params: PreprocessingParams, model_dir: Path,
                   seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Forecast the test span with the LSTM and every baseline; return the metrics and the long predictions table.
+    """Score the LSTM and every baseline on the test span; return the metrics and the long predictions table.
 
+    The same scores on the validation span go into the metrics too, under "validation": that span is the
+    one the model and its settings are chosen on (`make sweep`), so 2014 never has to be looked at to choose.
     80 % intervals come from the LSTM's residual quantiles on the validation span, never from the test span.
     """
-    test = make_window_set(features, plan, "test")
-    origins, horizon = test.origin_index, plan.horizon
     series = features["target"].to_numpy(dtype="float64")
-    observed = observed_targets(series, test)
-    predict_change = load_change_predictor(model_dir)
-    validation = make_window_set(features, plan, "validation")
-    lower_offset, upper_offset = fit_interval_offsets(
-        observed_targets(series, validation), to_micrograms(validation, predict_change(validation.inputs), params),
-        INTERVAL_COVERAGE,
-    )
-    lstm = to_micrograms(test, predict_change(test.inputs), params)
-    train = make_window_set(features, plan, "train")
-    pm25_column = plan.feature_columns.index(PM25_INPUT)
-    gbm_horizons = tuple(h for h in REPORTED_HORIZONS if h <= horizon)
-    forecasts = {
-        "lstm": lstm,
-        "gbm": to_micrograms(test, fit_predict_gbm(train, validation, test, pm25_column, gbm_horizons, seed), params),
-        "persistence": persistence(series, origins, horizon),
-        "seasonal_naive": seasonal_naive(series, origins, horizon),
-        "climatology": climatology(
-            fit_climatology(features["timestamp"], series, (features["split"] == "train").to_numpy()),
-            features["timestamp"], origins, horizon,
-        ),
-    }
-    scored = scored_cells(observed, np.isfinite(series[origins]), forecasts)
+    spans = forecast_spans(features, plan, params, model_dir, seed)
+    scores = {}
+    for name, (windows, forecasts) in spans.items():
+        observed = observed_targets(series, windows)
+        scored = scored_cells(observed, np.isfinite(series[windows.origin_index]), forecasts)
+        scores[name] = observed, scored, metrics_table(observed, forecasts, scored)
+    (_, validation_forecasts), (test, forecasts) = spans["validation"], spans["test"]
+    lower_offset, upper_offset = fit_interval_offsets(scores["validation"][0], validation_forecasts["lstm"],
+                                                      INTERVAL_COVERAGE)
+    observed, scored, models = scores["test"]
+    lstm = forecasts["lstm"]
     lower, upper = np.clip(lstm + lower_offset, 0, None), lstm + upper_offset
-    test_stamps = features["timestamp"][(features["split"] == "test").to_numpy()]
+    bounds = span_bounds(features, "test")
     metrics = {
-        "test_start": test_stamps.iloc[0].isoformat(),
-        "test_end": test_stamps.iloc[-1].isoformat(),
-        "scoring": "observed target hours in the test span, from origins with an observed reading; same cells for every model",
-        "horizons": list(range(1, horizon + 1)),
-        "models": metrics_table(observed, forecasts, scored),
+        "test_start": bounds["start"],
+        "test_end": bounds["end"],
+        "scoring": SCORING.format(span="test"),
+        "horizons": list(range(1, plan.horizon + 1)),
+        "models": models,
         "intervals": {"method": "split conformal: LSTM residual quantiles 0.1 and 0.9 per horizon on the validation span",
                       "lower_offset": lower_offset.tolist(), "upper_offset": upper_offset.tolist(),
                       **interval_coverage(observed, lower, upper, scored)},
+        "validation": {**span_bounds(features, "validation"), "scoring": SCORING.format(span="validation"),
+                       "models": scores["validation"][2]},
     }
-    predictions = predictions_frame(features, origins, observed, {**forecasts, "lstm_lower": lower, "lstm_upper": upper}, scored)
+    predictions = predictions_frame(features, test.origin_index, observed,
+                                    {**forecasts, "lstm_lower": lower, "lstm_upper": upper}, scored)
     return metrics, predictions
 
 

@@ -8,6 +8,8 @@ hours: a strong, cheap yardstick that the LSTM has to beat.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from tasks.train import change_targets
@@ -22,20 +24,21 @@ def lagged_features(windows: WindowSet, pm25_column: int) -> np.ndarray:
     return np.concatenate([windows.inputs[:, :, pm25_column], windows.inputs[:, -1, :]], axis=1)
 
 
-def fit_predict_gbm(train: WindowSet, validation: WindowSet, test: WindowSet, pm25_column: int,
-                    horizons: tuple[int, ...], seed: int) -> np.ndarray:
-    """Change-from-last-hour forecasts (n_test, horizon) at `horizons`; NaN at the other horizons."""
+def fit_predict_gbm(train: WindowSet, validation: WindowSet, forecast_sets: Sequence[WindowSet], pm25_column: int,
+                    horizons: tuple[int, ...], seed: int) -> list[np.ndarray]:
+    """Change-from-last-hour forecasts (n, horizon) for each of `forecast_sets`, at `horizons`; NaN at the others."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     train_x, validation_x = lagged_features(train, pm25_column), lagged_features(validation, pm25_column)
     train_change, validation_change = change_targets(train), change_targets(validation)
-    test_x = lagged_features(test, pm25_column)
-    forecast = np.full(test.targets.shape, np.nan, dtype="float64")
+    forecast_x = [lagged_features(windows, pm25_column) for windows in forecast_sets]
+    forecasts = [np.full(windows.targets.shape, np.nan, dtype="float64") for windows in forecast_sets]
     for horizon in horizons:
         fit_rows = np.isfinite(train_change[:, horizon - 1])
         stop_rows = np.isfinite(validation_change[:, horizon - 1])
         model = HistGradientBoostingRegressor(random_state=seed, **GBM_PARAMS)
         model.fit(train_x[fit_rows], train_change[fit_rows, horizon - 1],
                   X_val=validation_x[stop_rows], y_val=validation_change[stop_rows, horizon - 1])
-        forecast[:, horizon - 1] = model.predict(test_x)
-    return forecast
+        for x, forecast in zip(forecast_x, forecasts):
+            forecast[:, horizon - 1] = model.predict(x)
+    return forecasts

@@ -21,7 +21,7 @@ from pathlib import Path
 from tasks.storage import fingerprint
 
 # Bump when a change to the code makes earlier cached features or models stale.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 
 
 @dataclass(frozen=True)

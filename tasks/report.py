@@ -47,6 +47,18 @@ def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row[last])
 
 
+def validation_ratios(metrics: dict[str, Any]) -> str:
+    """One sentence: the LSTM's and gbm's RMSE as a share of persistence's on the validation span."""
+    validation = metrics["validation"]
+    models = validation["models"]
+    horizons = [f"h{h}" for h in REPORTED_HORIZONS if f"h{h}" in models["persistence"]]
+    shares = {name: " / ".join(f"{models[name][key]['rmse'] / models['persistence'][key]['rmse']:.3f}" for key in horizons)
+              for name in ("lstm", "gbm")}
+    return (f"On the validation span ({validation['start']} to {validation['end']}), on which the settings are chosen, "
+            f"RMSE as a share of persistence's at {' / '.join(key[1:] for key in horizons)} h: "
+            f"lstm {shares['lstm']}; gbm {shares['gbm']}.")
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -144,6 +156,8 @@ def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_in
         "",
         f"LSTM 80 % prediction intervals cover {metrics['intervals']['coverage_80']:.3f} of the scored test hours "
         f"({metrics['intervals']['method']}).",
+        "",
+        validation_ratios(metrics),
         "",
         f"![Observed vs forecast]({image_link('forecast.png')})",
         "",

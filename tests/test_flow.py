@@ -44,6 +44,17 @@ def test_metrics_hold_every_model_and_horizon_scored_on_the_same_hours(trained_h
     assert 0.5 < metrics["intervals"]["coverage_80"] < 1.0
 
 
+def test_metrics_and_report_hold_the_validation_span_scores_that_settings_are_chosen_on(trained_home):
+    home, _ = trained_home
+    validation = json.loads((home / "reports" / "latest" / "metrics.json").read_text())["validation"]
+    assert validation["start"].startswith("2013-01-01T00:00") and validation["end"].startswith("2013-12-31T23:00")
+    assert set(validation["models"]) == {"lstm", *BASELINES}
+    for horizon in REPORTED_HORIZONS:
+        counts = {name: scores[f"h{horizon}"]["n"] for name, scores in validation["models"].items()}
+        assert len(set(counts.values())) == 1 and counts["lstm"] > 8000
+    assert "On the validation span (2013-01-01T00:00" in (home / "reports" / "latest" / "report.md").read_text()
+
+
 def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv, caplog):
     home, first = trained_home
     again = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)

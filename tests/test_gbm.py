@@ -24,7 +24,8 @@ def test_lagged_features_are_the_pm25_lags_then_the_origin_hour():
 
 def test_gbm_learns_the_change_at_the_asked_horizons_only():
     train, validation, test = generated_windows(2000, 1), generated_windows(500, 2), generated_windows(500, 3)
-    forecast = fit_predict_gbm(train, validation, test, pm25_column=0, horizons=(1, 3), seed=0)
+    forecast, on_validation = fit_predict_gbm(train, validation, [test, validation], pm25_column=0, horizons=(1, 3), seed=0)
+    assert on_validation.shape == validation.targets.shape
     assert np.isnan(forecast[:, 1]).all() and np.isfinite(forecast[:, [0, 2]]).all()
     truth = test.targets - test.last_value[:, None]
     for column in (0, 2):
