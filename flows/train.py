@@ -44,6 +44,7 @@ def train_pm25(
     horizon_weight_power: float = DEFAULTS.horizon_weight_power,
     ensemble_size: int = DEFAULTS.ensemble_size,
     learning_rate: float = DEFAULTS.learning_rate,
+    weight_averaging: float = DEFAULTS.weight_averaging,
     dropout: float = DEFAULTS.dropout,
     max_gap_hours: int = DEFAULTS.max_gap_hours,
     target_transform: Literal["log1p", "identity"] = DEFAULTS.target_transform,

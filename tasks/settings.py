@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         2, ge=1, description="LSTMs trained side by side from different initial weights; the forecast is their mean."
     )
     learning_rate: float = Field(4e-3, gt=0, description="Adam learning rate.")
+    weight_averaging: float = Field(
+        0.0, ge=0, lt=1, description="Momentum of the moving average of the weights that is validated and saved "
+        "(Polyak averaging); 0 uses the weights as trained."
+    )
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the LSTM inputs and before the output layer.")
     max_gap_hours: int = Field(6, ge=0, description="Longest input gap bridged by carrying the last reading forward.")
     target_transform: Literal["log1p", "identity"] = Field(

@@ -44,6 +44,7 @@ class TrainingConfig:
     ensemble_size: int
     learning_rate: float
     dropout: float
+    weight_averaging: float
     seed: int
 
     @classmethod
@@ -106,13 +107,14 @@ def masked_mse(horizon_weight: np.ndarray, members: int = 1):
 
 
 def build_model(lookback: int, n_features: int, horizon: int, layers: int, units: int, learning_rate: float,
-                dropout: float, horizon_weight_power: float = 0.0, members: int = 1):
+                dropout: float, horizon_weight_power: float = 0.0, members: int = 1, weight_averaging: float = 0.0):
     """An ensemble of `members` independent networks, as two models that share their layers: one to train,
     whose output holds every member's forecast, and one to save and forecast with, whose output is their mean.
 
     A member is `layers` stacked LSTM layers whose last state, beside the origin hour's inputs as they are,
     feeds a dense head with one output per horizon: that direct path to the newest readings is what the
-    nearest hours' forecasts lean on most.
+    nearest hours' forecasts lean on most. With `weight_averaging` > 0 the optimizer also keeps a moving
+    average of the weights with that momentum (see `train_model`).
     """
     import keras
 
@@ -130,7 +132,8 @@ def build_model(lookback: int, n_features: int, horizon: int, layers: int, units
     several = members > 1
     training = keras.Model(inputs, keras.layers.Concatenate(name="members")(forecasts) if several else forecasts[0],
                            name="pm25_lstm_members")
-    training.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    averaging = {"use_ema": True, "ema_momentum": weight_averaging} if weight_averaging else {}
+    training.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaging),
                      loss=masked_mse(horizon_weights(horizon, horizon_weight_power), members))
     forecasting = keras.Model(inputs, keras.layers.Average(name="ensemble_mean")(forecasts) if several else forecasts[0],
                               name="pm25_lstm")
@@ -159,6 +162,18 @@ def fit_change_scale(train: WindowSet) -> np.ndarray:
     large day-ahead errors drown the hour-ahead ones.
     """
     return np.nanstd(change_targets(train), axis=0).astype("float32")
+
+
+def stopping_callbacks(patience: int, weight_averaging: float) -> list:
+    """Early stopping on validation loss that restores the best epoch's weights.
+
+    With weight averaging, the averaged weights are the ones validated after each epoch, and so the ones
+    early stopping keeps and restores: SwapEMAWeights swaps them in before the callbacks after it run.
+    """
+    import keras
+
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), stopper] if weight_averaging else [stopper]
 
 
 def _epoch_reporter(on_epoch: EpochCallback | None):
@@ -199,10 +214,9 @@ def train_model(
     _, lookback, n_features = train.inputs.shape
     model, forecaster = build_model(lookback, n_features, train.targets.shape[1], config.lstm_layers,
                                     config.lstm_units, config.learning_rate, config.dropout,
-                                    config.horizon_weight_power, config.ensemble_size)
+                                    config.horizon_weight_power, config.ensemble_size, config.weight_averaging)
     model_dir.mkdir(parents=True, exist_ok=True)
     log_path = model_dir / TRAINING_LOG
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     started = time.perf_counter()
     change_scale = fit_change_scale(train)
     history = model.fit(
@@ -213,7 +227,8 @@ def train_model(
         batch_size=config.batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=[stopper, keras.callbacks.CSVLogger(str(log_path)), _epoch_reporter(on_epoch)],
+        callbacks=[*stopping_callbacks(config.patience, config.weight_averaging), keras.callbacks.CSVLogger(str(log_path)),
+                   _epoch_reporter(on_epoch)],
     )
     seconds = time.perf_counter() - started
     val_losses = history.history["val_loss"]

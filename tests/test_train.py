@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tasks.train import build_model, horizon_weights, load_model, masked_mse
+from tasks.train import build_model, horizon_weights, load_model, masked_mse, stopping_callbacks
 
 
 def test_masked_loss_ignores_missing_targets():
@@ -38,3 +38,24 @@ def test_ensemble_forecasts_the_mean_of_its_members_and_saves_safely(tmp_path):
     forecasting.save(tmp_path / "model.keras")
     loaded = load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(inputs, verbose=0), forecasting.predict(inputs, verbose=0), rtol=1e-5)
+
+
+def test_with_weight_averaging_the_averaged_weights_are_validated_and_kept():
+    """Early stopping scores and restores the moving average of the weights, not the last trained ones: with a
+    slow average (momentum 0.99 over about 100 steps) those lag far behind and validate clearly worse."""
+    import keras
+
+    rng = np.random.default_rng(1)
+    inputs = rng.normal(size=(512, 5, 3)).astype("float32")
+    targets = (inputs[:, -1, :2] + 0.3 * rng.normal(size=(512, 2))).astype("float32")
+    best = {}
+    for weight_averaging in (0.0, 0.99):
+        keras.utils.set_random_seed(0)
+        training, _ = build_model(lookback=5, n_features=3, horizon=2, layers=1, units=8, learning_rate=0.05,
+                                  dropout=0.0, weight_averaging=weight_averaging)
+        history = training.fit(inputs[:384], targets[:384], validation_data=(inputs[384:], targets[384:]), epochs=8,
+                               batch_size=32, verbose=0, callbacks=stopping_callbacks(2, weight_averaging))
+        best[weight_averaging] = min(history.history["val_loss"])
+        kept = training.evaluate(inputs[384:], targets[384:], batch_size=32, verbose=0)
+        assert kept == pytest.approx(best[weight_averaging], rel=1e-4)  # the model ends on the best validated weights
+    assert best[0.99] > 2 * best[0.0]
