@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install install-dev run validate serve test bench clean
+.PHONY: install install-dev run validate serve test bench sweep clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: install-dev
 # The seed recipe beside the default run, with an ablation ladder: reports/bench/bench.json and bench.md (~15 min).
 bench: install
 	$(BIN)/python tests/benchmark.py
+
+# Candidate model settings × seeds scored on the validation span only: reports/sweep/sweep.json and sweep.md (~15 min).
+sweep: install
+	$(BIN)/python tests/sweep.py $(SWEEP_ARGS)
 
 clean:
 	rm -rf pm25_home .pytest_cache
