@@ -193,6 +193,11 @@ def _epoch_reporter(on_epoch: EpochCallback | None):
     return EpochReporter()
 
 
+def is_trained(model_dir: Path) -> bool:
+    """Whether `model_dir` holds a complete model (its summary is written last)."""
+    return (model_dir / TRAINING_SUMMARY).exists() and (model_dir / MODEL_FILE).exists()
+
+
 def train_model(
     features_path: Path,
     params_path: Path,
@@ -206,7 +211,7 @@ def train_model(
     The model folder also receives the preprocessing parameters and window plan, so it is self-contained.
     """
     summary_path = model_dir / TRAINING_SUMMARY
-    if summary_path.exists() and (model_dir / MODEL_FILE).exists():
+    if is_trained(model_dir):
         log.info("training cache hit: %s holds a model for these data and settings", model_dir)
         return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
                             **storage.read_json(summary_path))
@@ -267,6 +272,8 @@ def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]
 def train_task(features_path: Path, params_path: Path, plan_path: Path, model_dir: Path, config: TrainingConfig) -> TrainedModel:
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+    if is_trained(model_dir):  # a cache hit: no epochs to show
+        return train_model(features_path, params_path, plan_path, model_dir, config)
     progress = create_progress_artifact(progress=0.0, key="training-progress",
                                         description=f"Training epochs (at most {config.max_epochs}; early stopping may end sooner)")
 
