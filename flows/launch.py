@@ -4,7 +4,8 @@ overlaps the pipeline's own imports instead of following them.
 
 The server is spawned before anything else is imported. Prefect's settings (environment, profile,
 prefect.toml, pyproject.toml, .env) then decide: if they name an API, that server is used and the
-spawned one is stopped; otherwise Prefect is pointed at the spawned one.
+spawned one is stopped; otherwise Prefect is pointed at the spawned one, and its flow runs send no
+heartbeats (see `without_heartbeats`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +29,9 @@ class TemporaryServer:
 
     The same uvicorn command and environment as Prefect's own temporary server (SubprocessASGIServer).
     `stop` asks it to shut down and returns without waiting: the server finishes on its own (about a
-    second), and SQLite's locking keeps a following command's server safe meanwhile.
+    second), and SQLite's locking keeps a following command's server safe meanwhile. The server does not
+    share the command's output streams, so a reader of `pm25 run`'s output (a pipe, a test) sees it end
+    when the command ends, not when the server does; what the server writes is shown if it fails to start.
     """
 
     def __init__(self) -> None:
@@ -35,10 +39,11 @@ class TemporaryServer:
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         environment = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                        "PREFECT__SERVER_FINAL": "1"}
+        self.output = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host",
              "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
-            env=environment,
+            env=environment, stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT,
         )
 
     def adopt(self) -> bool:
@@ -55,14 +60,19 @@ class TemporaryServer:
         return True
 
     def wait_until_ready(self) -> None:
-        wait_for_health(self.process, f"{self.api_url}/health", "Prefect's temporary server", STARTUP_TIMEOUT_SECONDS,
-                        poll_seconds=0.05)
+        try:
+            wait_for_health(self.process, f"{self.api_url}/health", "Prefect's temporary server",
+                            STARTUP_TIMEOUT_SECONDS, poll_seconds=0.05)
+        except RuntimeError as error:
+            self.output.seek(0)
+            raise RuntimeError(f"{error}; it wrote:\n{self.output.read().decode(errors='replace')[-4000:]}") from None
 
     def stop(self) -> None:
         if os.environ.get("PREFECT_API_URL") == self.api_url:
             del os.environ["PREFECT_API_URL"]
         if self.process.poll() is None:
             self.process.terminate()
+        self.output.close()
 
 
 def wait_for_health(process: subprocess.Popen, health: str | urllib.request.Request, name: str, timeout: float,
@@ -81,6 +91,18 @@ def wait_for_health(process: subprocess.Popen, health: str | urllib.request.Requ
         time.sleep(poll_seconds)
     url = health if isinstance(health, str) else health.full_url
     raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f} s")
+
+
+def without_heartbeats():
+    """Prefect's settings for flow runs on a temporary server: no flow-run heartbeats.
+
+    A heartbeat lets a server mark a run as crashed when its process dies unseen; a temporary server lives
+    and dies with the process, so no one would read them, and stopping the heartbeat thread holds up the
+    end of every flow run by up to a second (it sleeps in one-second steps).
+    """
+    from prefect.settings import temporary_settings
+
+    return temporary_settings(updates={"flows.heartbeat_frequency": None})
 
 
 def free_loopback_port() -> int:
@@ -102,11 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None and not server.adopt():
             server.stop()
             server = None
-        from flows.cli import main as cli_main  # the heavy imports, while the server boots
+        from flows.cli import main as cli_main
 
-        if server is not None:
-            server.wait_until_ready()
-        return cli_main(argv)
+        if server is None:
+            return cli_main(argv)
+        from flows import forecast, train, validate  # noqa: F401  the flows' heavy imports, while the server boots
+
+        server.wait_until_ready()
+        with without_heartbeats():
+            return cli_main(argv)
     finally:
         if server is not None:
             server.stop()

@@ -4,7 +4,10 @@ import os
 import subprocess
 import sys
 
-from flows.launch import may_need_temporary_server
+import pytest
+from prefect.settings import get_current_settings
+
+from flows.launch import may_need_temporary_server, without_heartbeats
 from tasks.settings import PROJECT_ROOT
 
 ADOPT = ("import sys; sys.path.insert(0, sys.argv[1]); from flows.launch import TemporaryServer; "
@@ -22,6 +25,26 @@ def test_only_flow_commands_without_an_api_in_the_environment_spawn_one(monkeypa
     assert not may_need_temporary_server([])
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     assert not may_need_temporary_server(["run"])
+
+
+def test_flow_runs_on_a_temporary_server_send_no_heartbeats():
+    assert get_current_settings().flows.heartbeat_frequency is not None  # Prefect's default: every 180 s
+    with without_heartbeats():
+        assert get_current_settings().flows.heartbeat_frequency is None
+    assert get_current_settings().flows.heartbeat_frequency is not None
+
+
+def test_a_server_that_fails_to_start_is_reported_with_what_it_wrote(monkeypatch, tmp_path):
+    from flows.launch import TemporaryServer
+
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/missing/folder/prefect.db")
+    server = TemporaryServer()
+    try:
+        with pytest.raises(RuntimeError, match=r"(?s)temporary server exited with code \d+ while starting; it wrote:.*"
+                                               r"unable to open database file"):
+            server.wait_until_ready()
+    finally:
+        server.stop()
 
 
 def test_an_api_named_in_prefects_settings_files_is_kept(tmp_path):
