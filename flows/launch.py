@@ -105,6 +105,19 @@ def without_heartbeats():
     return temporary_settings(updates={"flows.heartbeat_frequency": None})
 
 
+def send_queued_logs_and_events(timeout: float = 10.0) -> None:
+    """Send the logs and events that Prefect still holds to the server, before the server stops.
+
+    Prefect sends them from background workers and, at interpreter exit, hands the rest to a server that
+    by then is gone: its client retries for over a minute before giving up.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout)
+    EventsWorker.drain_all(timeout=timeout)
+
+
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -135,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_main(argv)
     finally:
         if server is not None:
+            send_queued_logs_and_events()
             server.stop()
 
 

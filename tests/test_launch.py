@@ -7,7 +7,7 @@ import sys
 import pytest
 from prefect.settings import get_current_settings
 
-from flows.launch import may_need_temporary_server, without_heartbeats
+from flows.launch import may_need_temporary_server, send_queued_logs_and_events, without_heartbeats
 from tasks.settings import PROJECT_ROOT
 
 ADOPT = ("import sys; sys.path.insert(0, sys.argv[1]); from flows.launch import TemporaryServer; "
@@ -32,6 +32,23 @@ def test_flow_runs_on_a_temporary_server_send_no_heartbeats():
     with without_heartbeats():
         assert get_current_settings().flows.heartbeat_frequency is None
     assert get_current_settings().flows.heartbeat_frequency is not None
+
+
+def test_logs_still_queued_when_a_flow_ends_reach_the_server_before_it_is_stopped(prefect_server):
+    """Prefect batches a run's logs to the API every few seconds; pm25 sends the rest before stopping its server."""
+    from prefect import flow, get_run_logger
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    @flow
+    def say_something():
+        get_run_logger().info("the last words of this run")
+
+    flow_run_id = say_something(return_state=True).state_details.flow_run_id
+    send_queued_logs_and_events()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    assert "the last words of this run" in [log.message for log in logs]
 
 
 def test_a_server_that_fails_to_start_is_reported_with_what_it_wrote(monkeypatch, tmp_path):
