@@ -39,16 +39,16 @@ class Settings(BaseSettings):
     patience: int = Field(6, ge=1, description="Early-stopping patience in epochs, on validation loss.")
     batch_size: int = Field(256, ge=1, description="Training batch size.")
     lstm_layers: int = Field(1, ge=1, description="Stacked LSTM layers.")
-    lstm_units: int = Field(64, ge=1, description="Units in each LSTM layer.")
+    lstm_units: int = Field(96, ge=1, description="Units in each LSTM layer.")
     horizon_weight_power: float = Field(
-        1.0, ge=0, description="Training loss weighs horizon h (hours ahead) by h^-power; 0 weighs all alike."
+        1.5, ge=0, description="Training loss weighs horizon h (hours ahead) by h^-power; 0 weighs all alike."
     )
     ensemble_size: int = Field(
         2, ge=1, description="LSTMs trained side by side from different initial weights; the forecast is their mean."
     )
     learning_rate: float = Field(4e-3, gt=0, description="Adam learning rate.")
     weight_averaging: float = Field(
-        0.0, ge=0, lt=1, description="Momentum of the moving average of the weights that is validated and saved "
+        0.99, ge=0, lt=1, description="Momentum of the moving average of the weights that is validated and saved "
         "(Polyak averaging); 0 uses the weights as trained."
     )
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the LSTM inputs and before the output layer.")

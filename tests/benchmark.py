@@ -48,14 +48,18 @@ LADDER = {
     "+ past PM2.5 (and its observed flag) as input": "past_pm25",
     "+ all project features (wind, precipitation, calendar, PM2.5 log/changes/means, weather changes)": "all_features",
 }
-DEFAULT_ROW = "project default (`pm25 run`: 24 horizons, change target, ensemble of 2 × LSTM(64), origin-hour skip)"
+DEFAULT_ROW = ("project default (`pm25 run`: 24 horizons, change target, ensemble of 2 × LSTM(96), origin-hour path, "
+               "loss weight h^-1.5, averaged weights)")
 # The default run with one model choice undone: `pm25 run` flags, on the bench's home (features cached).
 LEAVE_ONE_OUT = {
     "default, but one network (no ensemble)": ["--ensemble-size", "1"],
+    "default, but 64 units": ["--lstm-units", "64"],
+    "default, but loss weight h^-1": ["--horizon-weight-power", "1.0"],
     "default, but all horizons weighed alike in the loss": ["--horizon-weight-power", "0"],
+    "default, but the trained weights, not their average": ["--weight-averaging", "0"],
     "default, but a 24-hour look-back": ["--lookback-hours", "24"],
-    "default, but the earlier network (2 × LSTM(50), learning rate 0.002)": ["--lstm-layers", "2", "--lstm-units", "50",
-                                                                            "--learning-rate", "0.002"],
+    "earlier default (64 units, loss weight h^-1, no weight averaging)": ["--lstm-units", "64", "--horizon-weight-power",
+                                                                         "1.0", "--weight-averaging", "0"],
 }
 
 
