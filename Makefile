@@ -40,11 +40,11 @@ serve: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The seed recipe beside the default run, with an ablation ladder: reports/bench/bench.json and bench.md (~15 min).
+# The seed recipe beside the default run, with an ablation ladder: reports/bench/bench.json and bench.md (~18 min).
 bench: install
 	$(BIN)/python tests/benchmark.py
 
-# Candidate model settings × seeds scored on the validation span only: reports/sweep/sweep.json and sweep.md (~15 min).
+# Candidate model settings × seeds scored on the validation span only: reports/sweep/sweep.json and sweep.md (~20 min).
 sweep: install
 	$(BIN)/python tests/sweep.py $(SWEEP_ARGS)
 
