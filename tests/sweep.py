@@ -99,17 +99,18 @@ def main() -> int:
                         help="keep the other candidates' rows of an earlier sweep with the same seeds")
     arguments = parser.parse_args()
 
+    earlier_path = OUTPUT_DIR / "sweep.json"
+    earlier = storage.read_json(earlier_path) if arguments.add and earlier_path.exists() else {}
+    if earlier and earlier["seeds"] != arguments.seeds:
+        parser.error(f"--add needs the earlier sweep's seeds, {earlier['seeds']}")
+    runs: dict[str, list[dict]] = {name: seed_runs for name, seed_runs in earlier.get("runs", {}).items()
+                                   if name in CANDIDATES and name not in arguments.candidates}
     from flows.launch import TemporaryServer
 
     work = Path(tempfile.mkdtemp(prefix="pm25-sweep-"))
     os.environ["PREFECT_HOME"] = str(work / "prefect")
     create_prefect_database(work / "prefect")
     server = TemporaryServer()
-    earlier = storage.read_json(OUTPUT_DIR / "sweep.json") if arguments.add else {}
-    if earlier and earlier["seeds"] != arguments.seeds:
-        parser.error(f"--add needs the earlier sweep's seeds, {earlier['seeds']}")
-    runs: dict[str, list[dict]] = {name: seed_runs for name, seed_runs in earlier.get("runs", {}).items()
-                                   if name in CANDIDATES and name not in arguments.candidates}
     try:
         server.wait_until_ready()
         for name in arguments.candidates:
