@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -205,20 +207,34 @@ def pm25_run(home: Path, source: str, prefect_home: Path, *flags: str, api_url: 
                          *flags], env)
 
 
-def runs_against_a_running_server(work: Path, source: str) -> tuple[dict, dict]:
-    """A full and a second `pm25 run` with PREFECT_API_URL set to a server that is already up, as the
-    nightly deployment's runs find it: no server start or stop inside the runs."""
+@contextmanager
+def running_server(prefect_home: Path) -> Iterator[str]:
+    """A Prefect API server on `prefect_home` for the length of the `with` block; yields its API URL."""
     from flows.launch import TemporaryServer
 
-    os.environ["PREFECT_HOME"] = str(work / "prefect")
+    os.environ["PREFECT_HOME"] = str(prefect_home)
     server = TemporaryServer()
     try:
         server.wait_until_ready()
-        full = pm25_run(work / "served_home", source, work / "prefect", api_url=server.api_url)
-        second = pm25_run(work / "served_home", source, work / "prefect", api_url=server.api_url)
+        yield server.api_url
     finally:
         server.stop()
+
+
+def runs_against_a_running_server(work: Path, source: str) -> tuple[dict, dict]:
+    """A full and a second `pm25 run` with PREFECT_API_URL set to a server that is already up, as the
+    nightly deployment's runs find it: no server start or stop inside the runs."""
+    with running_server(work / "prefect") as api_url:
+        full = pm25_run(work / "served_home", source, work / "prefect", api_url=api_url)
+        second = pm25_run(work / "served_home", source, work / "prefect", api_url=api_url)
     return full, second
+
+
+def write_outputs(folder: Path, stem: str, report: dict, text: str) -> None:
+    """`stem`.json and `stem`.md into `folder`, and the Markdown on stdout."""
+    storage.write_json(folder / f"{stem}.json", report)
+    storage.write_text(folder / f"{stem}.md", text)
+    print(text)
 
 
 def lstm_row(run: dict) -> dict:
@@ -291,9 +307,7 @@ def main() -> int:
         "windows": window_speed(features_path),
         "settings": {"min_train_days": MIN_TRAIN_DAYS, "validation_days": VALIDATION_DAYS, "test_days": TEST_DAYS},
     }
-    storage.write_json(OUTPUT_DIR / "bench.json", report)
-    storage.write_text(OUTPUT_DIR / "bench.md", markdown(report))
-    print(markdown(report))
+    write_outputs(OUTPUT_DIR, "bench", report, markdown(report))
     return 0
 
 

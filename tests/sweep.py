@@ -23,7 +23,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from tasks import storage  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
-from tests.benchmark import create_prefect_database, pm25_run  # noqa: E402
+from tests.benchmark import create_prefect_database, pm25_run, running_server, write_outputs  # noqa: E402
 
 OUTPUT_DIR = PROJECT_ROOT / "reports" / "sweep"
 RATIO_HORIZONS = (1, 6, 24)
@@ -105,34 +105,25 @@ def main() -> int:
         parser.error(f"--add needs the earlier sweep's seeds, {earlier['seeds']}")
     runs: dict[str, list[dict]] = {name: seed_runs for name, seed_runs in earlier.get("runs", {}).items()
                                    if name in CANDIDATES and name not in arguments.candidates}
-    from flows.launch import TemporaryServer
-
     work = Path(tempfile.mkdtemp(prefix="pm25-sweep-"))
-    os.environ["PREFECT_HOME"] = str(work / "prefect")
     create_prefect_database(work / "prefect")
-    server = TemporaryServer()
-    try:
-        server.wait_until_ready()
+    with running_server(work / "prefect") as api_url:
         for name in arguments.candidates:
             for seed in arguments.seeds:
                 run = pm25_run(work / "home", arguments.source, work / "prefect", *CANDIDATES[name], "--seed", str(seed),
-                               api_url=server.api_url)
+                               api_url=api_url)
                 training = storage.read_json(Path(run["model"]).parent / "training.json")
                 runs.setdefault(name, []).append({"seed": seed, **validation_ratios(run),
                                                   "train_seconds": round(training["seconds"], 1),
                                                   "epochs": training["epochs_run"]})
                 print(name, runs[name][-1], flush=True)
-    finally:
-        server.stop()
     metrics = storage.read_json(Path(run["run_dir"]) / "metrics.json")["validation"]
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU",
               "span": f"{metrics['start'][:10]} to {metrics['end'][:10]}", "seeds": arguments.seeds,
               "candidates": {name: CANDIDATES[name] for name in runs}, "runs": runs,
               "summary": {name: summarise(seed_runs) for name, seed_runs in runs.items()},
               "gbm": mean_ratios([entry["gbm"] for seed_runs in runs.values() for entry in seed_runs])}
-    storage.write_json(OUTPUT_DIR / "sweep.json", report)
-    storage.write_text(OUTPUT_DIR / "sweep.md", markdown(report))
-    print(markdown(report))
+    write_outputs(OUTPUT_DIR, "sweep", report, markdown(report))
     return 0
 
 
