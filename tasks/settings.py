@@ -20,7 +20,7 @@ TEST_DAYS = 365
 VALIDATION_DAYS = 365
 MIN_TRAIN_DAYS = 365
 # Settings of the deployment's environment rather than of one run: never flow parameters.
-OPERATOR_SETTINGS = frozenset({"alert_webhook"})
+OPERATOR_SETTINGS = frozenset({"alert_webhook", "server_idle_seconds"})
 
 
 class Settings(BaseSettings):
@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     )
     alert_webhook: str | None = Field(
         None, description="URL that receives a JSON POST when a flow run fails or crashes (not a flow parameter)."
+    )
+    server_idle_seconds: float = Field(
+        600, ge=0, description="How long Prefect's temporary server, which `pm25` starts when no Prefect API is "
+        "configured, waits after its last command for the next one to reuse it; 0 stops it when its command ends "
+        "(not a flow parameter)."
     )
 
     @field_validator("source")

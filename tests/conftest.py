@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="pm25-prefect-home-"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["PM25_SERVER_IDLE_SECONDS"] = "0"  # a temporary server that a test's command starts ends with it
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

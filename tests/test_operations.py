@@ -23,7 +23,7 @@ from chromium import HeadlessChromium, chromium_path
 from servers import postgres_database, required_or_skip
 
 from flows.cli import main
-from flows.launch import free_loopback_port
+from flows.temporary_server import free_loopback_port
 from tasks.settings import PROJECT_ROOT, Settings
 
 SERVE_TIMEOUT_SECONDS = 240

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from servers import postgres_database
 
-from flows.launch import free_loopback_port
 from flows.serve import LocalPrefect
+from flows.temporary_server import free_loopback_port
 from tasks import storage
 from tasks.settings import PROJECT_ROOT
 

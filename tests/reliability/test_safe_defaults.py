@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from flows.cli import main
-from flows.launch import free_loopback_port
 from flows.serve import LOOPBACK, LocalPrefect
+from flows.temporary_server import free_loopback_port
 from flows.train import train_pm25
 from tasks.errors import SourceError
 from tasks.settings import PROJECT_ROOT
