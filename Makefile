@@ -40,7 +40,7 @@ serve: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The seed recipe beside the default run, with an ablation ladder: reports/bench/bench.json and bench.md (~18 min).
+# The seed recipe beside the default run, with an ablation ladder: reports/bench/bench.json and bench.md (~19 min).
 bench: install
 	$(BIN)/python tests/benchmark.py
 

@@ -200,8 +200,10 @@ class TemporaryServer:
         return f"started Prefect's temporary server at {self.api_url}; {lifetime} (PM25_SERVER_IDLE_SECONDS)"
 
     def spawn(self, idle_seconds: float) -> subprocess.Popen:
-        """Prefect's own temporary-server environment; a session of its own, so a Ctrl-C meant for the command
-        does not reach a server that other commands may be using."""
+        """Prefect's own temporary-server environment, in a session of its own, so that a Ctrl-C meant for the
+        command does not reach a server that other commands may use. It does not share the command's output
+        streams either: a reader of `pm25 run`'s output (a pipe, a test) sees the end when the command ends;
+        what the server writes is shown if it fails to start."""
         environment = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                        "PREFECT__SERVER_FINAL": "1"}
         self.output = tempfile.TemporaryFile()
