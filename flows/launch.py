@@ -72,11 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     server = temporary_server_for(argv)
     try:
-        if server is not None and not server.adopt():
-            server.release(stop=True)
-            server = None
         if server is not None:
-            print(f"pm25: {server.describe()}", file=sys.stderr)
+            if server.adopt():
+                print(f"pm25: {server.describe()}", file=sys.stderr)
+            else:
+                server.release(stop=True)
+                server = None
         from flows.cli import main as cli_main
 
         if server is None:

@@ -49,12 +49,17 @@ def free_loopback_port() -> int:
         return probe.getsockname()[1]
 
 
-def answers(api_url: str, timeout: float) -> bool:
+def healthy(health: str | urllib.request.Request, timeout: float) -> bool:
+    """Whether a server's health endpoint answers 200 within `timeout`."""
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+        with urllib.request.urlopen(health, timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def answers(api_url: str, timeout: float) -> bool:
+    return healthy(f"{api_url}/health", timeout)
 
 
 def wait_for_health(process: subprocess.Popen, health: str | urllib.request.Request, name: str, timeout: float,
@@ -64,12 +69,8 @@ def wait_for_health(process: subprocess.Popen, health: str | urllib.request.Requ
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with code {process.returncode} while starting")
-        try:
-            with urllib.request.urlopen(health, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        if healthy(health, timeout=2):
+            return
         time.sleep(poll_seconds)
     url = health if isinstance(health, str) else health.full_url
     raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f} s")
@@ -188,7 +189,7 @@ class TemporaryServer:
                 self.registry.remove_unheld_leases()
                 self.port = free_loopback_port()
                 self.lease = self.registry.take_lease(self.port)
-                self.process = self.spawn(idle_seconds)
+                self.process = self.spawn()
                 self.registry.write(self.process.pid, self.port)
         self.api_url = f"http://127.0.0.1:{self.port}/api"
 
@@ -199,7 +200,7 @@ class TemporaryServer:
                     else "it stops when this command ends")
         return f"started Prefect's temporary server at {self.api_url}; {lifetime} (PM25_SERVER_IDLE_SECONDS)"
 
-    def spawn(self, idle_seconds: float) -> subprocess.Popen:
+    def spawn(self) -> subprocess.Popen:
         """Prefect's own temporary-server environment, in a session of its own, so that a Ctrl-C meant for the
         command does not reach a server that other commands may use. It does not share the command's output
         streams either: a reader of `pm25 run`'s output (a pipe, a test) sees the end when the command ends;
@@ -209,7 +210,7 @@ class TemporaryServer:
         self.output = tempfile.TemporaryFile()
         return subprocess.Popen(
             [sys.executable, "-m", "flows.temporary_server", "--port", str(self.port), "--idle-seconds",
-             str(idle_seconds), "--registry", str(self.registry.folder), "--key", self.registry.key],
+             str(self.idle_seconds), "--registry", str(self.registry.folder), "--key", self.registry.key],
             env=environment, stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
