@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, runtime
 
-from flows.validate import DEFAULTS, validated_table
+from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
 from tasks.alerts import send_alert
 from tasks.forecast import forecast_task
 from tasks.layout import Layout
@@ -19,7 +18,7 @@ def _run_name() -> str:
 
 
 @flow(name="forecast-pm25", flow_run_name=_run_name, validate_parameters=True, on_failure=[send_alert],
-      on_crashed=[send_alert])
+      on_crashed=[send_alert], task_runner=TASK_RUNNER)
 def forecast_pm25(
     source: str = DEFAULTS.source,
     home: str = str(DEFAULTS.home),
@@ -28,11 +27,11 @@ def forecast_pm25(
     download_timeout_seconds: float = DEFAULTS.download_timeout_seconds,
     expectations_dir: str = str(DEFAULTS.expectations_dir),
 ) -> dict[str, Any]:
-    """Validate the newest data (cached when unchanged) and write the champion's forecast under reports/forecast/."""
+    """Validate the newest data (cached when unchanged) and write the champion's forecast of every station under
+    reports/forecast/."""
     settings = Settings.resolve(**{name: value for name, value in locals().items()})
-    quality = validated_table(settings)
-    raw_path = Path(quality.data_path)
+    validated = validated_dataset(settings)
     layout = Layout(settings.home)
-    output = forecast_task(raw_path, layout.models, layout.reports, raw_path.stem)
-    return {"origin": output.origin, "model_version": output.model_version, "json": str(output.json_path),
-            "csv": str(output.csv_path), "plot": str(output.plot_path)}
+    output = forecast_task.submit(validated.dataset.path, layout.models, layout.reports).result()
+    return {"origin": output.origin, "model_version": output.model_version, "stations": output.stations,
+            "json": str(output.json_path), "csv": str(output.csv_path), "plot": str(output.plot_path)}

@@ -1,23 +1,24 @@
-"""The nightly training flow `train-pm25`: ingest → validate → preprocess → windows → train → evaluate → report
-→ register (champion promotion) → forecast."""
+"""The nightly training flow `train-pm25`: per source file ingest → validate; the network's dataset; per station
+preprocess; windows; train (the network model and one model per station) → per station evaluate → pooled scores
+→ report → register (champion promotion) → forecast every station."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, runtime
+from prefect import flow, get_run_logger, runtime, unmapped
 
-from flows.validate import DEFAULTS, validated_table
+from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
 from tasks.alerts import send_alert
-from tasks.evaluate import evaluate_task
+from tasks.evaluate import evaluate_task, score_network_task
 from tasks.forecast import forecast_task
 from tasks.layout import Layout, new_run_id
 from tasks.preprocess import preprocess_task
 from tasks.promote import register_task
 from tasks.report import PLOTS_DIR, report_task
 from tasks.settings import MIN_TRAIN_DAYS, OPERATOR_SETTINGS, TEST_DAYS, VALIDATION_DAYS, Settings
-from tasks.train import TRAINING_LOG, TrainingConfig, train_task
+from tasks.train import NETWORK_MODEL, TRAINING_LOG, TrainingConfig, model_plan, station_model, train_task
 from tasks.windows import windows_task
 
 HOURS_PER_DAY = 24
@@ -25,11 +26,11 @@ HOURS_PER_DAY = 24
 
 def _run_name() -> str:
     source = str(runtime.flow_run.parameters.get("source") or DEFAULTS.source)
-    return f"train {source.rsplit('/', 1)[-1]} {runtime.flow_run.scheduled_start_time:%Y-%m-%d %H:%M}"
+    return f"train {source.rstrip('/').rsplit('/', 1)[-1]} {runtime.flow_run.scheduled_start_time:%Y-%m-%d %H:%M}"
 
 
 @flow(name="train-pm25", flow_run_name=_run_name, validate_parameters=True, on_failure=[send_alert],
-      on_crashed=[send_alert])
+      on_crashed=[send_alert], task_runner=TASK_RUNNER)
 def train_pm25(
     source: str = DEFAULTS.source,
     home: str = str(DEFAULTS.home),
@@ -53,34 +54,50 @@ def train_pm25(
     download_timeout_seconds: float = DEFAULTS.download_timeout_seconds,
     expectations_dir: str = str(DEFAULTS.expectations_dir),
 ) -> dict[str, Any]:
-    """Train and evaluate the PM2.5 LSTM, register it (champion if it beats the current one), forecast."""
+    """Train and evaluate the network LSTM and one LSTM per station, score them beside the baselines, register the
+    network model (champion if it beats the current one), forecast every station."""
     settings = Settings.resolve(**{name: value for name, value in locals().items()})
     logger = get_run_logger()
     layout = Layout(settings.home)
     run_id = new_run_id(runtime.flow_run.id)
     logger.info("run %s: source %s, outputs under %s", run_id, settings.source, settings.home.resolve())
 
-    quality = validated_table(settings)
-    raw_path = Path(quality.data_path)
+    validated = validated_dataset(settings)
+    dataset = validated.dataset
+    stations = dataset.stations
 
-    features_dir = layout.features(raw_path, settings.max_gap_hours, settings.target_transform, TEST_DAYS, VALIDATION_DAYS)
-    prepared = preprocess_task(raw_path, features_dir, TEST_DAYS, VALIDATION_DAYS, MIN_TRAIN_DAYS * HOURS_PER_DAY,
-                               settings.max_gap_hours, settings.target_transform)
-    plan_path = windows_task(prepared.features_path, prepared.params_path, settings.lookback_hours,
-                             settings.horizon_hours, features_dir / f"windows_{settings.lookback_hours}_{settings.horizon_hours}.json")
+    features_dirs = [layout.features(dataset.key, station, settings.max_gap_hours, settings.target_transform,
+                                     TEST_DAYS, VALIDATION_DAYS) for station in stations]
+    prepared = preprocess_task.map(dataset.path, stations, features_dirs, TEST_DAYS, VALIDATION_DAYS,
+                                   MIN_TRAIN_DAYS * HOURS_PER_DAY, settings.max_gap_hours,
+                                   settings.target_transform).result()
+    feature_paths = {station: output.features_path for station, output in zip(stations, prepared)}
+    params_paths = {station: output.params_path for station, output in zip(stations, prepared)}
+    plan_path = windows_task.submit(prepared[0].features_path, prepared[0].params_path, settings.lookback_hours,
+                                    settings.horizon_hours, features_dirs[0] / f"windows_{settings.lookback_hours}_"
+                                    f"{settings.horizon_hours}.json").result()
 
     config = TrainingConfig.from_settings(settings)
-    model_dir = layout.model(features_dir, plan_path.name, config)
-    trained = train_task(prepared.features_path, prepared.params_path, plan_path, model_dir, config)
+    plan = model_plan(layout, stations, features_dirs, plan_path.name, config)
+    trainings = train_task.map(plan.distinct, [plan.feature_paths(name, feature_paths) for name in plan.distinct],
+                               [plan.feature_paths(name, params_paths) for name in plan.distinct], plan_path,
+                               [plan.model_dirs[name] for name in plan.distinct], config).result()
+    trained = plan.by_name(trainings)
+    network = trained[NETWORK_MODEL]
 
     run_dir = layout.run(run_id)
-    evaluation = evaluate_task(prepared.features_path, plan_path, prepared.params_path, trained.model_dir, run_dir,
-                               settings.seed)
-    report = report_task(run_dir, layout.reports, evaluation.metrics_path, evaluation.predictions_path,
-                         trained.model_dir / TRAINING_LOG, trained.model_dir / PLOTS_DIR, quality.docs_index, run_id)
-    version = register_task(layout.models, trained.model_dir, raw_path, evaluation.metrics_path, run_id, raw_path.stem,
-                            settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS)), TEST_DAYS)
-    forecast = forecast_task(raw_path, layout.models, layout.reports, raw_path.stem)
+    evaluations = evaluate_task.map(stations, unmapped(feature_paths), plan_path, network.model_dir,
+                                    [trained[station_model(station)].model_dir for station in stations],
+                                    settings.seed).result()
+    evaluation = score_network_task.submit(evaluations, settings.horizon_hours, run_dir).result()
+    report = report_task.submit(run_dir, layout.reports, evaluation.metrics_path, evaluation.predictions_path,
+                                network.model_dir / TRAINING_LOG, network.model_dir / PLOTS_DIR,
+                                validated.summary.docs_index, run_id, validated.summary.left_out).result()
+    version = register_task.submit(layout.models, network.model_dir, dataset.path, evaluation.metrics_path, run_id,
+                                   dataset.key, settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS)),
+                                   TEST_DAYS).result()
+    forecast = forecast_task.submit(dataset.path, layout.models, layout.reports).result()
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),
-            "model": str(trained.model_path), "model_version": version.version,
+            "stations": stations, "left_out": validated.summary.left_out,
+            "model": str(network.model_path), "model_version": version.version,
             "promoted": version.challenge["promoted"], "forecast": str(forecast.json_path), "metrics": report.metrics_rows}

@@ -6,26 +6,37 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from tasks.ingest import fetch_with_retries, ingest_task
+from tasks.dataset import ValidatedDataset, dataset_task
+from tasks.ingest import fetch_with_retries, flatten, ingest_task, resolve_sources_task
 from tasks.layout import Layout
+from tasks.layouts import known_layouts
+from tasks.runners import task_runner_for
 from tasks.settings import Settings
-from tasks.validate import ValidationSummary, validate_task
+from tasks.validate import validate_task
 
 # The PM25_* variables of the process that imports the flows give their parameters' defaults, so a
 # deployment's parameter form shows them and a worker's environment can change them.
 DEFAULTS = Settings()
+TASK_RUNNER = task_runner_for(DEFAULTS)
 
 
-def validated_table(settings: Settings) -> ValidationSummary:
-    """Fetch, ingest and validate as tasks of the calling flow run, so its run page shows the data-quality table."""
+def validated_dataset(settings: Settings) -> ValidatedDataset:
+    """Resolve, fetch, ingest and validate every source file (mapped tasks), then check and write the network's
+    dataset, as tasks of the calling flow run, so its run page shows the data-quality tables."""
     layout = Layout(settings.home)
-    fetched = fetch_with_retries(settings.download_retries, settings.retry_delay_seconds)(
-        settings.source, layout.source_cache, settings.download_timeout_seconds)
-    raw_path = ingest_task(fetched, layout.raw, settings.expectations_dir, layout.data_docs)
-    return validate_task(raw_path, settings.source, settings.expectations_dir, layout.data_docs, layout.validated)
+    entries = resolve_sources_task.submit(settings.source).result()
+    fetch = fetch_with_retries(settings.download_retries, settings.retry_delay_seconds)
+    fetched = flatten(fetch.map(entries, layout.source_cache, settings.download_timeout_seconds).result())
+    files = ingest_task.map(fetched, layout.raw, settings.expectations_dir, layout.data_docs).result()
+    suites = {item.name: item.suite for item in known_layouts(settings.expectations_dir)}
+    validate_task.map([item.path for item in files], [item.origin for item in files], [item.station for item in files],
+                      [suites[item.layout] for item in files], settings.expectations_dir, layout.data_docs,
+                      layout.validated).result()
+    return dataset_task.submit(files, layout.datasets, settings.expectations_dir, layout.data_docs,
+                               layout.validated).result()
 
 
-@flow(name="validate-pm25", flow_run_name="validate {source}")
+@flow(name="validate-pm25", flow_run_name="validate {source}", task_runner=TASK_RUNNER)
 def validate_pm25(
     source: str = DEFAULTS.source,
     home: str = str(DEFAULTS.home),
@@ -34,7 +45,7 @@ def validate_pm25(
     download_timeout_seconds: float = DEFAULTS.download_timeout_seconds,
     expectations_dir: str = str(DEFAULTS.expectations_dir),
 ) -> dict[str, Any]:
-    """Fetch, ingest and validate the source; fails when a critical data-quality rule fails."""
-    summary = validated_table(Settings.resolve(**{name: value for name, value in locals().items()}))
-    get_run_logger().info("data quality report: %s", summary.docs_index)
-    return summary.to_json()
+    """Fetch, ingest and validate the source set; fails when a critical data-quality rule fails."""
+    validated = validated_dataset(Settings.resolve(**{name: value for name, value in locals().items()}))
+    get_run_logger().info("data quality report: %s", validated.summary.docs_index)
+    return {"passed": True, "dataset": str(validated.dataset.path), **validated.summary.to_json()}

@@ -1,4 +1,5 @@
-"""Evaluate: score the LSTM and the naive baselines on the test span, on the same observed hours.
+"""Evaluate: score the network LSTM, each station's own LSTM and the baselines on the test span, per station and
+pooled over the network, on the same observed hours.
 
 A forecast is issued from an origin hour whose PM2.5 reading is observed; every (origin, horizon) pair
 whose target hour lies in the test span and is observed is scored, for every model alike.
@@ -18,12 +19,15 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
 from tasks.gbm import fit_predict_gbm
-from tasks.preprocess import HOURS_PER_DAY, PM25_INPUT, PreprocessingParams, load_params, target_inverse
+from tasks.network import NetworkSpec, load_station_params, station_window_set
+from tasks.preprocess import HOURS_PER_DAY, PM25_INPUT, PreprocessingParams, target_inverse
 from tasks.train import load_change_predictor
 from tasks.windows import WindowPlan, WindowSet, make_window_set
 
 REPORTED_HORIZONS = (1, 3, 6, 12, 24)
-BASELINES = ("gbm", "persistence", "seasonal_naive", "climatology")
+BASELINES = ("lstm_station", "gbm", "persistence", "seasonal_naive", "climatology")
+MODELS = ("lstm", *BASELINES)
+INTERVALS_FILE = "intervals.json"
 INTERVAL_COVERAGE = 0.8
 EVALUATION_DIR = "evaluation"
 SCORED_SPANS = ("validation", "test")
@@ -121,26 +125,44 @@ def interval_coverage(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray
             "mean_width_by_horizon": [float(np.mean(upper[scored[:, h], h] - lower[scored[:, h], h])) for h in range(observed.shape[1])]}
 
 
-def forecast_spans(features: pd.DataFrame, plan: WindowPlan, params: PreprocessingParams, model_dir: Path,
-                   seed: int) -> dict[str, tuple[WindowSet, dict[str, np.ndarray]]]:
-    """The validation and test spans' windows, each with the LSTM's and every baseline's forecasts (µg/m³)."""
-    series = features["target"].to_numpy(dtype="float64")
-    train = make_window_set(features, plan, "train")
-    spans = {name: make_window_set(features, plan, name) for name in SCORED_SPANS}
+def model_forecasts(model_dir: Path, features: dict[str, pd.DataFrame], plan: WindowPlan, station: str,
+                    spans: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A saved model's forecasts (µg/m³) of `station` on each span, with the inputs its network reads."""
+    spec = NetworkSpec.load(model_dir)
+    params = load_station_params(model_dir)[station]
     predict_change = load_change_predictor(model_dir)
+    result = {}
+    for span in spans:
+        windows = station_window_set(features, spec, plan, span, station)
+        result[span] = to_micrograms(windows, predict_change(windows.inputs), params)
+    return result
+
+
+def forecast_spans(features: dict[str, pd.DataFrame], station: str, plan: WindowPlan, params: PreprocessingParams,
+                   network_dir: Path, station_dir: Path,
+                   seed: int) -> dict[str, tuple[WindowSet, dict[str, np.ndarray]]]:
+    """One station's validation and test windows, each with every model's forecasts (µg/m³): the network LSTM
+    (`lstm`), the station's own LSTM (`lstm_station`) and the baselines."""
+    own = features[station]
+    series = own["target"].to_numpy(dtype="float64")
+    train = make_window_set(own, plan, "train")
+    spans = {name: make_window_set(own, plan, name) for name in SCORED_SPANS}
+    network = model_forecasts(network_dir, features, plan, station, SCORED_SPANS)
+    alone = network if station_dir == network_dir else model_forecasts(station_dir, features, plan, station, SCORED_SPANS)
     gbm_horizons = tuple(h for h in REPORTED_HORIZONS if h <= plan.horizon)
     gbm = fit_predict_gbm(train, spans["validation"], list(spans.values()), plan.feature_columns.index(PM25_INPUT),
                           gbm_horizons, seed)
-    table = fit_climatology(features["timestamp"], series, (features["split"] == "train").to_numpy())
+    table = fit_climatology(own["timestamp"], series, (own["split"] == "train").to_numpy())
     result = {}
     for (name, windows), gbm_change in zip(spans.items(), gbm):
         origins = windows.origin_index
         result[name] = windows, {
-            "lstm": to_micrograms(windows, predict_change(windows.inputs), params),
+            "lstm": network[name],
+            "lstm_station": alone[name],
             "gbm": to_micrograms(windows, gbm_change, params),
             "persistence": persistence(series, origins, plan.horizon),
             "seasonal_naive": seasonal_naive(series, origins, plan.horizon),
-            "climatology": climatology(table, features["timestamp"], origins, plan.horizon),
+            "climatology": climatology(table, own["timestamp"], origins, plan.horizon),
         }
     return result
 
@@ -150,67 +172,121 @@ def span_bounds(features: pd.DataFrame, span: str) -> dict[str, str]:
     return {"start": stamps.iloc[0].isoformat(), "end": stamps.iloc[-1].isoformat()}
 
 
-def forecast_test(features: pd.DataFrame, plan: WindowPlan, params: PreprocessingParams, model_dir: Path,
-                  seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Score the LSTM and every baseline on the test span; return the metrics and the long predictions table.
+def forecast_station(features: dict[str, pd.DataFrame], station: str, plan: WindowPlan, params: PreprocessingParams,
+                     network_dir: Path, station_dir: Path, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """One station's long predictions tables (test, validation), each model's forecast on the same scored cells,
+    and its 80 % interval offsets.
 
-    The same scores on the validation span go into the metrics too, under "validation": that span is the
-    one the model and its settings are chosen on (`make sweep`), so 2014 never has to be looked at to choose.
-    80 % intervals come from the LSTM's residual quantiles on the validation span, never from the test span.
+    The intervals come from the network LSTM's residual quantiles on the station's validation span, never
+    from the test span. The validation span is the one the model and its settings are chosen on (`make
+    sweep`), so the test year never has to be looked at to choose.
     """
-    series = features["target"].to_numpy(dtype="float64")
-    spans = forecast_spans(features, plan, params, model_dir, seed)
-    scores = {}
-    for name, (windows, forecasts) in spans.items():
-        observed = observed_targets(series, windows)
-        scored = scored_cells(observed, np.isfinite(series[windows.origin_index]), forecasts)
-        scores[name] = observed, scored, metrics_table(observed, forecasts, scored)
-    (_, validation_forecasts), (test, forecasts) = spans["validation"], spans["test"]
-    lower_offset, upper_offset = fit_interval_offsets(scores["validation"][0], validation_forecasts["lstm"],
+    own = features[station]
+    series = own["target"].to_numpy(dtype="float64")
+    frames = {}
+    spans = forecast_spans(features, station, plan, params, network_dir, station_dir, seed)
+    observed = {name: observed_targets(series, windows) for name, (windows, _) in spans.items()}
+    lower_offset, upper_offset = fit_interval_offsets(observed["validation"], spans["validation"][1]["lstm"],
                                                       INTERVAL_COVERAGE)
-    observed, scored, models = scores["test"]
-    lstm = forecasts["lstm"]
-    lower, upper = np.clip(lstm + lower_offset, 0, None), lstm + upper_offset
-    bounds = span_bounds(features, "test")
+    for name, (windows, forecasts) in spans.items():
+        scored = scored_cells(observed[name], np.isfinite(series[windows.origin_index]), forecasts)
+        lstm = forecasts["lstm"]
+        bounds = {"lstm_lower": np.clip(lstm + lower_offset, 0, None), "lstm_upper": lstm + upper_offset}
+        frames[name] = predictions_frame(own, windows.origin_index, observed[name], {**forecasts, **bounds},
+                                         scored).assign(station=station)
+    offsets = {"lower_offset": lower_offset.tolist(), "upper_offset": upper_offset.tolist()}
+    return frames["test"], frames["validation"], offsets
+
+
+def metrics_from_predictions(frame: pd.DataFrame, horizon: int, models: list[str]) -> dict[str, Any]:
+    """Per model: RMSE, MAE and n at the reported horizons, and RMSE at every horizon, over the scored rows of a
+    long predictions table (one station's or the whole network's)."""
+    scored = frame[frame["scored"]]
+    groups = {h: group for h, group in scored.groupby("horizon")}
+    result = {}
+    for name in models:
+        per_horizon = []
+        for h in range(1, horizon + 1):
+            group = groups.get(h)
+            per_horizon.append(score(group["observed"].to_numpy(), group[name].to_numpy(), np.ones(len(group), bool))
+                               if group is not None else {"rmse": None, "mae": None, "n": 0})
+        result[name] = {f"h{h}": per_horizon[h - 1] for h in REPORTED_HORIZONS if h <= horizon}
+        result[name]["rmse_by_horizon"] = [entry["rmse"] for entry in per_horizon]
+    return result
+
+
+def coverage_from_predictions(frame: pd.DataFrame, horizon: int) -> dict[str, Any]:
+    scored = frame[frame["scored"]]
+    observed = scored["observed"].to_numpy()
+    inside = (observed >= scored["lstm_lower"].to_numpy()) & (observed <= scored["lstm_upper"].to_numpy())
+    width = (scored["lstm_upper"] - scored["lstm_lower"]).to_numpy()
+    steps = scored["horizon"].to_numpy()
+    return {"coverage_80": float(inside.mean()),
+            "coverage_by_horizon": [float(inside[steps == h].mean()) for h in range(1, horizon + 1)],
+            "mean_width_by_horizon": [float(width[steps == h].mean()) for h in range(1, horizon + 1)]}
+
+
+@dataclass(frozen=True)
+class StationEvaluation:
+    station: str
+    folder: Path  # predictions.parquet, validation_predictions.parquet, intervals.json
+
+
+def evaluate_station(station: str, feature_paths: dict[str, Path], plan_path: Path, network_dir: Path,
+                     station_dir: Path, seed: int) -> StationEvaluation:
+    """Forecast and score one station with every model; kept in the network model's folder, so a later run
+    of the same models copies them. The station model's folder name is part of the key."""
+    folder = network_dir / EVALUATION_DIR / f"{station}-{station_dir.name}"
+    if (folder / INTERVALS_FILE).exists():
+        log.info("evaluation cache hit: %s already holds station %s's scores", folder, station)
+        return StationEvaluation(station, folder)
+    features = {name: pd.read_parquet(path) for name, path in feature_paths.items()}
+    plan = WindowPlan.from_json(storage.read_json(plan_path))
+    params = load_station_params(network_dir)[station]
+    test, validation, offsets = forecast_station(features, station, plan, params, network_dir, station_dir, seed)
+    storage.write_parquet(folder / "predictions.parquet", test)
+    storage.write_parquet(folder / "validation_predictions.parquet", validation)
+    own = features[station]
+    storage.write_json(folder / INTERVALS_FILE, {**offsets, "test": span_bounds(own, "test"),
+                                                 "validation": span_bounds(own, "validation")})  # written last
+    return StationEvaluation(station, folder)
+
+
+def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output_dir: Path) -> EvaluationOutput:
+    """metrics.json (pooled over every station's scored hours, and per station) and the network's predictions,
+    written into `output_dir`."""
+    tests = [pd.read_parquet(item.folder / "predictions.parquet") for item in evaluations]
+    validations = [pd.read_parquet(item.folder / "validation_predictions.parquet") for item in evaluations]
+    intervals = {item.station: storage.read_json(item.folder / INTERVALS_FILE) for item in evaluations}
+    models = [name for name in MODELS if name in tests[0].columns]
+    pooled, pooled_validation = pd.concat(tests, ignore_index=True), pd.concat(validations, ignore_index=True)
+    first = next(iter(intervals.values()))
+    stations = {}
+    for item, test, validation in zip(evaluations, tests, validations):
+        stations[item.station] = {
+            "models": metrics_from_predictions(test, horizon, models),
+            "intervals": {**coverage_from_predictions(test, horizon),
+                          **{key: intervals[item.station][key] for key in ("lower_offset", "upper_offset")}},
+            "validation": {"models": metrics_from_predictions(validation, horizon, models)},
+        }
     metrics = {
-        "test_start": bounds["start"],
-        "test_end": bounds["end"],
+        "test_start": first["test"]["start"],
+        "test_end": first["test"]["end"],
         "scoring": SCORING.format(span="test"),
-        "horizons": list(range(1, plan.horizon + 1)),
-        "models": models,
-        "intervals": {"method": "split conformal: LSTM residual quantiles 0.1 and 0.9 per horizon on the validation span",
-                      "lower_offset": lower_offset.tolist(), "upper_offset": upper_offset.tolist(),
-                      **interval_coverage(observed, lower, upper, scored)},
-        "validation": {**span_bounds(features, "validation"), "scoring": SCORING.format(span="validation"),
-                       "models": scores["validation"][2]},
+        "stations_scored": [item.station for item in evaluations],
+        "horizons": list(range(1, horizon + 1)),
+        "models": metrics_from_predictions(pooled, horizon, models),
+        "intervals": {"method": "split conformal: per station, the LSTM's residual quantiles 0.1 and 0.9 per horizon "
+                                "on the validation span", **coverage_from_predictions(pooled, horizon)},
+        "validation": {**first["validation"], "scoring": SCORING.format(span="validation"),
+                       "models": metrics_from_predictions(pooled_validation, horizon, models)},
+        "stations": stations,
     }
-    predictions = predictions_frame(features, test.origin_index, observed,
-                                    {**forecasts, "lstm_lower": lower, "lstm_upper": upper}, scored)
-    return metrics, predictions
-
-
-def evaluate(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path,
-             seed: int) -> EvaluationOutput:
-    """Score the test span; write metrics.json and predictions.parquet into `output_dir`.
-
-    The scores depend only on the model folder (whose name fixes the data, windows and settings, seed
-    included), so they are kept in `model_dir/evaluation/` and a later run with the same model copies them.
-    """
-    cache = model_dir / EVALUATION_DIR
-    if (cache / "metrics.json").exists() and (cache / "predictions.parquet").exists():
-        log.info("evaluation cache hit: %s already holds this model's scores", cache)
-        metrics = storage.read_json(cache / "metrics.json")
-    else:
-        metrics, predictions = forecast_test(pd.read_parquet(features_path),
-                                             WindowPlan.from_json(storage.read_json(plan_path)),
-                                             load_params(params_path), model_dir, seed)
-        storage.write_parquet(cache / "predictions.parquet", predictions)
-        storage.write_json(cache / "metrics.json", metrics)  # written last: marks a complete evaluation
     output_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("predictions.parquet", "metrics.json"):
-        storage.write_bytes(output_dir / name, (cache / name).read_bytes())
-    farthest = f"h{max(h for h in REPORTED_HORIZONS if h <= len(metrics['horizons']))}"
-    log.info("test RMSE by model at h1 and %s: %s", farthest,
+    storage.write_parquet(output_dir / "predictions.parquet", pooled)
+    storage.write_json(output_dir / "metrics.json", metrics)
+    farthest = f"h{max(h for h in REPORTED_HORIZONS if h <= horizon)}"
+    log.info("test RMSE by model at h1 and %s, pooled over %d station(s): %s", farthest, len(evaluations),
              {name: [round(m["h1"]["rmse"], 2), round(m[farthest]["rmse"], 2)] for name, m in metrics["models"].items()})
     return EvaluationOutput(output_dir / "metrics.json", output_dir / "predictions.parquet")
 
@@ -234,7 +310,12 @@ def predictions_frame(features: pd.DataFrame, origins: np.ndarray, observed: np.
     return frame
 
 
-@task(cache_policy=NO_CACHE, name="evaluate", task_run_name="evaluate {model_dir.name}")
-def evaluate_task(features_path: Path, plan_path: Path, params_path: Path, model_dir: Path, output_dir: Path,
-                  seed: int) -> EvaluationOutput:
-    return evaluate(features_path, plan_path, params_path, model_dir, output_dir, seed)
+@task(cache_policy=NO_CACHE, name="evaluate", task_run_name="evaluate {station}")
+def evaluate_task(station: str, feature_paths: dict[str, Path], plan_path: Path, network_dir: Path,
+                  station_dir: Path, seed: int) -> StationEvaluation:
+    return evaluate_station(station, feature_paths, plan_path, network_dir, station_dir, seed)
+
+
+@task(cache_policy=NO_CACHE, name="score-network", task_run_name="score the network")
+def score_network_task(evaluations: list[StationEvaluation], horizon: int, output_dir: Path) -> EvaluationOutput:
+    return pooled_evaluation(evaluations, horizon, output_dir)

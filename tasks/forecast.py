@@ -1,7 +1,9 @@
-"""Forecast: the champion model's next 24 hours from the newest validated data, as JSON, CSV, plot and artifact.
+"""Forecast: the champion model's next 24 hours at every station from the newest validated data, as JSON, CSV,
+plot and artifact.
 
-A saved model folder is self-contained (model.keras, preprocessing.json, windows.json, training.json), so a
-forecast rebuilds the model's inputs from the raw table with the parameters fitted when it was trained.
+A saved model folder is self-contained (model.keras, network.json, preprocessing/<station>.json, windows.json,
+training.json), so a forecast rebuilds the model's inputs from the validated dataset with the parameters fitted
+when it was trained.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
+from tasks.dataset import Dataset
+from tasks.errors import RegistryError
 from tasks.evaluate import observed_targets, to_micrograms
-from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, load_params, to_hourly_grid
+from tasks.network import NetworkSpec, load_station_params, network_window_sets, station_inputs
+from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, to_hourly_grid
 from tasks.registry import champion
-from tasks.train import PREPROCESSING_FILE, WINDOWS_FILE, load_change_predictor
-from tasks.windows import WindowPlan, WindowSet, make_window_set, span_origins
+from tasks.train import WINDOWS_FILE, load_change_predictor
+from tasks.windows import WindowPlan, WindowSet, span_origins
 
 FORECAST_DIR = "forecast"
 LATEST_STEM = "latest"
@@ -34,10 +39,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SavedModel:
-    """A trained model ready to forecast: its fitted preprocessing, window shape and change predictor."""
+    """A trained model ready to forecast: its stations, each one's fitted preprocessing, window shape and change
+    predictor."""
 
     model_dir: Path
-    params: PreprocessingParams
+    spec: NetworkSpec
+    params: dict[str, PreprocessingParams]
     plan: WindowPlan
     predict_change: Callable[[np.ndarray], np.ndarray]
 
@@ -49,105 +56,136 @@ class ForecastOutput:
     plot_path: Path
     origin: str
     model_version: int
+    stations: list[str]
 
 
 def load_saved_model(model_dir: Path) -> SavedModel:
-    return SavedModel(model_dir, load_params(model_dir / PREPROCESSING_FILE),
+    return SavedModel(model_dir, NetworkSpec.load(model_dir), load_station_params(model_dir),
                       WindowPlan.from_json(storage.read_json(model_dir / WINDOWS_FILE)), load_change_predictor(model_dir))
 
 
-def model_features(raw_path: Path, params: PreprocessingParams) -> pd.DataFrame:
-    """The hourly grid of the raw table, turned into model inputs with a model's own fitted parameters."""
-    return build_features(to_hourly_grid(pd.read_parquet(raw_path)), params)
+def model_features(dataset: Dataset, model: SavedModel) -> dict[str, pd.DataFrame]:
+    """Each station's hourly grid over the dataset's hours, turned into inputs with the model's fitted parameters."""
+    missing = [station for station in model.spec.stations if station not in dataset.stations]
+    if missing:
+        raise RegistryError(f"model {model.model_dir.name} forecasts station(s) {missing}, which the validated data "
+                            f"({dataset.path}) lack; retrain on these data first")
+    return {station: build_features(to_hourly_grid(pd.read_parquet(dataset.station_path(station)), params.input_columns,
+                                                   dataset.start, dataset.end), params)
+            for station, params in model.params.items()}
 
 
-def span_forecast(features: pd.DataFrame, model: SavedModel,
-                  span_start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Origin rows, observed targets, forecasts (µg/m³) and origin-observed flags for every origin whose
-    targets meet the rows from `span_start` on; target hours before the span are masked."""
-    split = np.where(np.arange(len(features)) >= span_start, "span", "before")
+def span_forecast(features: dict[str, pd.DataFrame], model: SavedModel,
+                  span_start: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per station: origin rows, observed targets, forecasts (µg/m³) and origin-observed flags for every origin
+    whose targets meet the rows from `span_start` on; target hours before the span are masked."""
+    hours = len(next(iter(features.values())))
+    split = np.where(np.arange(hours) >= span_start, "span", "before")
     plan = WindowPlan(model.plan.lookback, model.plan.horizon, model.plan.feature_columns,
                       {"span": span_origins(split, "span", model.plan.lookback, model.plan.horizon)})
-    windows = make_window_set(features.assign(split=split), plan, "span")
-    series = features["target"].to_numpy(dtype="float64")
-    forecast = to_micrograms(windows, model.predict_change(windows.inputs), model.params)
-    return windows.origin_index, observed_targets(series, windows), forecast, np.isfinite(series[windows.origin_index])
+    marked = {station: frame.assign(split=split) for station, frame in features.items()}
+    result = {}
+    for station, windows in network_window_sets(marked, model.spec, plan, "span").items():
+        series = features[station]["target"].to_numpy(dtype="float64")
+        forecast = to_micrograms(windows, model.predict_change(windows.inputs), model.params[station])
+        result[station] = (windows.origin_index, observed_targets(series, windows), forecast,
+                           np.isfinite(series[windows.origin_index]))
+    return result
 
 
-def next_hours(features: pd.DataFrame, model: SavedModel, lower_offset: list[float],
-               upper_offset: list[float]) -> pd.DataFrame:
-    """The forecast for the hours after the last row of `features`, with the model's 80 % interval."""
+def next_hours(features: dict[str, pd.DataFrame], model: SavedModel,
+               offsets: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
+    """Every station's forecast for the hours after the last row of `features`, with its 80 % interval."""
     lookback, horizon = model.plan.lookback, model.plan.horizon
-    inputs = features[model.plan.feature_columns].to_numpy(dtype="float32")[-lookback:][None]
-    window = WindowSet(inputs=inputs, targets=np.full((1, horizon), np.nan, dtype="float32"),
-                       last_value=features[PM25_INPUT].to_numpy(dtype="float32")[-1:],
-                       origin_index=np.array([len(features) - 1]))
-    forecast = to_micrograms(window, model.predict_change(inputs), model.params)[0].astype("float64")
-    origin = features["timestamp"].iloc[-1]
-    return pd.DataFrame({
-        "target_time": origin + pd.to_timedelta(np.arange(1, horizon + 1), unit="h"),
-        "horizon_hours": np.arange(1, horizon + 1),
-        "pm25": forecast.round(1),
-        "lower_80": np.clip(forecast + np.asarray(lower_offset), 0, None).round(1),
-        "upper_80": (forecast + np.asarray(upper_offset)).round(1),
-    })
+    inputs = station_inputs(features, model.spec, model.plan.feature_columns)
+    frames = []
+    for station in model.spec.stations:
+        own = features[station]
+        window = WindowSet(inputs=inputs[station][-lookback:][None], targets=np.full((1, horizon), np.nan, dtype="float32"),
+                           last_value=own[PM25_INPUT].to_numpy(dtype="float32")[-1:],
+                           origin_index=np.array([len(own) - 1]))
+        forecast = to_micrograms(window, model.predict_change(window.inputs), model.params[station])[0].astype("float64")
+        origin = own["timestamp"].iloc[-1]
+        frames.append(pd.DataFrame({
+            "station": station,
+            "target_time": origin + pd.to_timedelta(np.arange(1, horizon + 1), unit="h"),
+            "horizon_hours": np.arange(1, horizon + 1),
+            "pm25": forecast.round(1),
+            "lower_80": np.clip(forecast + np.asarray(offsets[station]["lower"]), 0, None).round(1),
+            "upper_80": (forecast + np.asarray(offsets[station]["upper"])).round(1),
+        }))
+    return pd.concat(frames, ignore_index=True)
 
 
-def plot_next_hours(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, title: str) -> Path:
+def plot_next_hours(history: dict[str, pd.DataFrame], forecast: pd.DataFrame, path: Path, title: str) -> Path:
+    """The last days and the next hours at every station, one panel each."""
     from tasks.report import pyplot
 
     plt = pyplot()
-    figure, axis = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
-    axis.plot(history["timestamp"], history["target"], color="black", lw=1.2, label="observed")
-    axis.fill_between(forecast["target_time"], forecast["lower_80"], forecast["upper_80"], color="tab:blue",
-                      alpha=0.2, lw=0, label="80 % interval")
-    axis.plot(forecast["target_time"], forecast["pm25"], color="tab:blue", marker="o", ms=3, label="forecast")
-    axis.set_ylabel("PM2.5 (µg/m³)")
-    axis.set_title(title)
-    axis.legend(loc="upper left", fontsize=8)
-    axis.tick_params(axis="x", labelrotation=25)
+    stations = list(history)
+    columns = min(3, len(stations))
+    rows = -(-len(stations) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(max(9, 4.2 * columns), 3.8 if rows == 1 and columns == 1 else 2.6 * rows),
+                                sharex=True, sharey=True, constrained_layout=True, squeeze=False)
+    for axis in axes.ravel()[len(stations):]:
+        axis.set_visible(False)
+    for axis, station in zip(axes.ravel(), stations):
+        own = forecast[forecast["station"] == station]
+        axis.plot(history[station]["timestamp"], history[station]["target"], color="black", lw=1.2, label="observed")
+        axis.fill_between(own["target_time"], own["lower_80"], own["upper_80"], color="tab:blue", alpha=0.2, lw=0,
+                          label="80 % interval")
+        axis.plot(own["target_time"], own["pm25"], color="tab:blue", marker="o", ms=2, label="forecast")
+        axis.set_title(station, fontsize=9)
+        axis.tick_params(axis="x", labelrotation=25, labelsize=7)
+    axes[0][0].set_ylabel("PM2.5 (µg/m³)")
+    axes[0][0].legend(loc="upper left", fontsize=7)
+    figure.suptitle(title)
     storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
     plt.close(figure)
     return path
 
 
-def write_forecast(raw_path: Path, models_dir: Path, reports_dir: Path, source_sha256: str) -> ForecastOutput:
-    """Forecast the hours after the newest validated hour with the champion; write latest.json/.csv/.png.
+def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path) -> ForecastOutput:
+    """Forecast the hours after the newest validated hour at every station with the champion; write
+    latest.json/.csv/.png.
 
     The same champion on the same data gives the same forecast, so an existing one is reused.
     """
     version = champion(models_dir)
+    dataset = Dataset.load(dataset_path)
     output_dir = reports_dir / FORECAST_DIR
     json_path, csv_path, plot_path = (output_dir / f"{LATEST_STEM}{suffix}" for suffix in (".json", ".csv", ".png"))
     if all(path.exists() for path in (json_path, csv_path, plot_path)):
         previous = storage.read_json(json_path)
-        if (previous["model_dir"], previous["source_sha256"]) == (version.model_dir, source_sha256):
+        if (previous["model_dir"], previous.get("dataset")) == (version.model_dir, dataset.key):
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
-            return ForecastOutput(json_path, csv_path, plot_path, previous["origin"], version.version)
+            return ForecastOutput(json_path, csv_path, plot_path, previous["origin"], version.version, previous["stations"])
     model = load_saved_model(models_dir / version.model_dir)
-    features = model_features(raw_path, model.params)
-    forecast = next_hours(features, model, version.interval_offsets["lower"], version.interval_offsets["upper"])
-    last = features.iloc[-1]
-    origin = last["timestamp"].isoformat()
+    features = model_features(dataset, model)
+    forecast = next_hours(features, model, version.interval_offsets)
+    last = {station: frame.iloc[-1] for station, frame in features.items()}
+    origin = next(iter(last.values()))["timestamp"].isoformat()
     payload = {
         "origin": origin,
-        "origin_observed": bool(np.isfinite(last["target"])),
+        "origin_observed": {station: bool(np.isfinite(row["target"])) for station, row in last.items()},
         "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model_version": version.version,
         "model_dir": version.model_dir,
-        "source_sha256": source_sha256,
+        "dataset": dataset.key,
+        "stations": model.spec.stations,
         "units": "µg/m³",
-        "interval": "80 % split-conformal interval from the model's validation residuals",
+        "interval": "80 % split-conformal interval from the model's validation residuals at each station",
         "forecasts": [_forecast_row(row) for row in forecast.to_dict("records")],
     }
     # The JSON goes last: it is what a later run compares against to reuse the forecast.
     storage.write_text(csv_path, forecast.assign(target_time=forecast["target_time"].map(pd.Timestamp.isoformat))
                        .to_csv(index=False))
-    history = features[["timestamp", "target"]].iloc[-HISTORY_HOURS_PLOTTED:]
+    history = {station: frame[["timestamp", "target"]].iloc[-HISTORY_HOURS_PLOTTED:] for station, frame in features.items()}
     plot_next_hours(history, forecast, plot_path, f"PM2.5 forecast from {origin} (model v{version.version})")
     storage.write_json(json_path, payload)
-    log.info("forecast from %s with model v%d: next %d h written to %s", origin, version.version, len(forecast), json_path)
-    return ForecastOutput(json_path, csv_path, plot_path, origin, version.version)
+    log.info("forecast from %s with model v%d: next %d h at %d station(s) written to %s", origin, version.version,
+             model.plan.horizon, len(model.spec.stations), json_path)
+    return ForecastOutput(json_path, csv_path, plot_path, origin, version.version, model.spec.stations)
 
 
 def _forecast_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -157,19 +195,20 @@ def _forecast_row(row: dict[str, Any]) -> dict[str, Any]:
 def forecast_markdown(output: ForecastOutput, image_link: str) -> str:
     payload = storage.read_json(output.json_path)
     lines = [f"# PM2.5 forecast from {payload['origin']} (model v{payload['model_version']})", "",
-             f"![Forecast]({image_link})", "", "| time | hours ahead | PM2.5 | 80 % interval |", "|---|---|---|---|"]
-    lines += [f"| {row['target_time']} | {row['horizon_hours']} | {row['pm25']} | {row['lower_80']}–{row['upper_80']} |"
-              for row in payload["forecasts"]]
+             f"![Forecast]({image_link})", "", "| station | time | hours ahead | PM2.5 | 80 % interval |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['station']} | {row['target_time']} | {row['horizon_hours']} | {row['pm25']} | "
+              f"{row['lower_80']}–{row['upper_80']} |" for row in payload["forecasts"]]
     return "\n".join([*lines, "", f"Files: `{output.json_path}`, `{output.csv_path}`", ""])
 
 
 @task(cache_policy=NO_CACHE, name="forecast", task_run_name="forecast the next hours with the champion")
-def forecast_task(raw_path: Path, models_dir: Path, reports_dir: Path, source_sha256: str) -> ForecastOutput:
+def forecast_task(dataset_path: Path, models_dir: Path, reports_dir: Path) -> ForecastOutput:
     from prefect.artifacts import create_markdown_artifact
 
     from tasks.report import image_data_uri
 
-    output = write_forecast(raw_path, models_dir, reports_dir, source_sha256)
+    output = write_forecast(dataset_path, models_dir, reports_dir)
     create_markdown_artifact(forecast_markdown(output, image_data_uri(output.plot_path)), key="pm25-forecast",
                              description=f"Next-hours PM2.5 forecast from {output.origin}")
     return output

@@ -1,13 +1,17 @@
-"""Ingest: fetch the UCI CSV (path or URL), parse it with declared dtypes, write it as Parquet."""
+"""Ingest: resolve the source set, fetch each file (path or URL, zip archives opened), parse it by its declared
+layout, and combine the files into one canonical Parquet dataset partitioned by station."""
 
 from __future__ import annotations
 
 import csv
+import glob
 import http.client
 import io
 import logging
+import os
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,26 +23,67 @@ from prefect.tasks import exponential_backoff
 
 from tasks import storage
 from tasks.errors import DataError, SourceError, SourceUnavailable
-from tasks.settings import UCI_SOURCE_NAME, UCI_SOURCE_SHA256
+from tasks.layouts import CALENDAR_COLUMNS, FileLayout, closest_layout, recognise_layout
+from tasks.settings import PROJECT_ROOT, UCI_SOURCE_NAME, UCI_SOURCE_SHA256
 from tasks.validate import report_structure_failure
 
 TIMEZONE = "Asia/Shanghai"
-NUMERIC_COLUMNS = ("pm2.5", "DEWP", "TEMP", "PRES", "Iws", "Is", "Ir")
-CALENDAR_COLUMNS = ("year", "month", "day", "hour")
-REQUIRED_COLUMNS = ("No", *CALENDAR_COLUMNS, "pm2.5", "DEWP", "TEMP", "PRES", "cbwd", "Iws", "Is", "Ir")
 EXAMPLE_ROWS = 5
 OTHER_DELIMITERS = (";", "\t", "|")
+SOURCE_SEPARATOR = ","
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class FetchedSource:
-    """A byte-exact local copy of the source, named by its sha256."""
+    """A byte-exact local copy of one source file, named by its sha256; `origin` says where it came from."""
 
     path: Path
     sha256: str
     origin: str
+
+    @property
+    def file_name(self) -> str:
+        return self.origin.rstrip("/").rsplit("/", 1)[-1].rsplit("!", 1)[-1]
+
+
+@dataclass(frozen=True)
+class IngestedFile:
+    """One parsed source file: its table in the file's own columns (Parquet), its layout and its station."""
+
+    path: Path
+    origin: str
+    sha256: str
+    layout: str
+    station: str
+
+
+def resolve_sources(source: str) -> list[str]:
+    """The entries of a source set: comma-separated URLs, files, folders (their *.csv and *.zip files) or globs."""
+    entries = []
+    for entry in (part.strip() for part in source.split(SOURCE_SEPARATOR)):
+        if not entry:
+            continue
+        if is_url(entry):
+            entries.append(entry)
+            continue
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            found = sorted(str(item) for item in path.iterdir() if item.suffix.lower() in (".csv", ".zip"))
+            if not found:
+                raise SourceError(f"{entry}: the folder holds no .csv or .zip file")
+        elif glob.has_magic(entry):
+            found = sorted(glob.glob(os.path.expanduser(entry)))
+            if not found:
+                raise SourceError(f"{entry}: no file matches")
+        else:
+            found = [entry]
+        entries.extend(found)
+    if not entries:
+        raise SourceError(f"{source!r}: no source given")
+    return list(dict.fromkeys(entries))
 
 
 def is_url(source: str) -> bool:
@@ -79,15 +124,49 @@ def verify_known_checksum(source: str, sha256: str) -> None:
         )
 
 
-def fetch_source(source: str, cache_dir: Path, timeout_seconds: float) -> FetchedSource:
-    """Copy the source into `cache_dir/<sha256>.csv` (atomically, once per content) and verify known checksums."""
+def archive_members(data: bytes, origin: str) -> list[tuple[str, bytes]]:
+    """The CSV files inside a zip archive (and inside zips within it, as UCI nests them), as (origin, bytes)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise SourceError(f"{origin}: not a readable zip archive ({error})") from error
+    members = []
+    for info in sorted(archive.infolist(), key=lambda item: item.filename):
+        name = info.filename
+        if info.is_dir() or Path(name).name.startswith((".", "__MACOSX")) or "__MACOSX" in name:
+            continue
+        inner_origin = f"{origin}!{name}"
+        if name.lower().endswith(".csv"):
+            members.append((inner_origin, archive.read(info)))
+        elif name.lower().endswith(".zip"):
+            members.extend(archive_members(archive.read(info), inner_origin))
+    return members
+
+
+def fetch_source(source: str, cache_dir: Path, timeout_seconds: float) -> list[FetchedSource]:
+    """Copy each CSV file of one source entry (a CSV, or the CSVs of a zip archive) into `cache_dir/<sha256>.csv`
+    (atomically, once per content), verifying known checksums."""
     data = read_source_bytes(source, timeout_seconds)
-    sha256 = storage.sha256_bytes(data)
-    verify_known_checksum(source, sha256)
-    destination = cache_dir / f"{sha256}.csv"
-    if not destination.exists():
-        storage.write_bytes(destination, data)
-    return FetchedSource(path=destination, sha256=sha256, origin=source)
+    verify_known_checksum(source, storage.sha256_bytes(data))
+    files = archive_members(data, source) if data[:4] == b"PK\x03\x04" else [(source, data)]
+    if not files:
+        raise SourceError(f"{source}: the archive holds no .csv file")
+    fetched = []
+    for origin, content in files:
+        sha256 = storage.sha256_bytes(content)
+        destination = cache_dir / f"{sha256}.csv"
+        if not destination.exists():
+            storage.write_bytes(destination, content)
+        fetched.append(FetchedSource(path=destination, sha256=sha256, origin=origin))
+    return fetched
+
+
+def flatten(batches: list[list[FetchedSource]]) -> list[FetchedSource]:
+    """The fetched files of every entry in one list, each content once."""
+    unique = {}
+    for fetched in (item for batch in batches for item in batch):
+        unique.setdefault(fetched.sha256, fetched)
+    return list(unique.values())
 
 
 def _example_rows(frame: pd.DataFrame, mask: pd.Series) -> list[int]:
@@ -106,41 +185,50 @@ def check_row_widths(text: str, name: str) -> None:
         )
 
 
-def parse_csv(data: bytes, name: str) -> pd.DataFrame:
-    """Parse the CSV bytes into a typed frame with a tz-aware hourly `timestamp`, sorted by time.
-
-    Structure is checked here (text, delimiter, columns, numeric cells); value rules are left to the
-    Great Expectations suite, so that its Data Docs show them. Invalid dates become NaT for the suite to flag.
-    """
+def decode_text(data: bytes, name: str) -> str:
     if not data.strip():
         raise DataError(f"{name}: the file is empty")
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise DataError(f"{name}: not UTF-8 text (byte {error.start}: {data[error.start:error.start + 4]!r})") from error
+
+
+def read_header(text: str) -> list[str]:
+    return [column.strip() for column in next(csv.reader(io.StringIO(text)), [])]
+
+
+def parse_csv(data: bytes, name: str, expectations_dir: Path = EXPECTATIONS_DIR) -> pd.DataFrame:
+    """Parse the CSV bytes, in whichever known layout its header shows, into a typed frame in the file's own
+    columns with a tz-aware hourly `timestamp` and `source_row`, sorted by time.
+
+    Structure is checked here (text, delimiter, layout, numeric cells); value rules are left to the layout's
+    Great Expectations suite, so that its Data Docs show them. Invalid dates become NaT for the suite to flag.
+    """
+    text = decode_text(data, name)
+    header = read_header(text)
+    if len(header) == 1:
+        delimiter = next((delimiter for delimiter in OTHER_DELIMITERS if delimiter in header[0]), None)
+        if delimiter:
+            raise DataError(f"{name}: required columns missing (rule: required columns); found {header}; the header "
+                            f"looks delimited by {delimiter!r}, not ','")
+    layout = recognise_layout(header, name, expectations_dir)
     try:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.ParserError as error:
         raise DataError(f"{name}: not a well-formed CSV: {error}") from error
     raw.columns = [str(column).strip() for column in raw.columns]
-    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
-    if missing:
-        hint = next((f"; the header looks delimited by {delimiter!r}, not ','" for delimiter in OTHER_DELIMITERS
-                     if len(raw.columns) == 1 and delimiter in raw.columns[0]), "")
-        raise DataError(
-            f"{name}: required column(s) {missing} missing (rule: required columns); found {list(raw.columns)}{hint}"
-        )
-    extra = [column for column in raw.columns if column not in REQUIRED_COLUMNS]
+    extra = [column for column in raw.columns if column not in layout.columns]
     if extra:
         log.warning("%s: ignoring extra column(s) %s", name, extra)
     if raw.empty:
         raise DataError(f"{name}: the header has no data rows")
 
     check_row_widths(text, name)
-    cells = raw[list(REQUIRED_COLUMNS)].apply(lambda column: column.str.strip())
+    cells = raw[list(layout.columns)].apply(lambda column: column.str.strip())
     missing_cell = cells.isin(["", "NA", "NaN", "nan"])
     frame = pd.DataFrame(index=cells.index)
-    for column in ("No", *CALENDAR_COLUMNS, *NUMERIC_COLUMNS):
+    for column in layout.of_type("integer", "float"):
         values = pd.to_numeric(cells[column].mask(missing_cell[column]), errors="coerce")
         bad = values.isna() & ~missing_cell[column]
         if bad.any():
@@ -149,7 +237,7 @@ def parse_csv(data: bytes, name: str) -> pd.DataFrame:
                 f"{name}: column {column!r} holds non-numeric text (rule: numeric column) in rows "
                 f"{_example_rows(cells, bad)}, e.g. {examples}"
             )
-        if column in ("No", *CALENDAR_COLUMNS):
+        if layout.columns[column]["type"] == "integer":
             fractional = values.notna() & (values != values.round())
             if fractional.any():
                 raise DataError(
@@ -159,10 +247,30 @@ def parse_csv(data: bytes, name: str) -> pd.DataFrame:
             frame[column] = values.astype("Int64")
         else:
             frame[column] = values.astype("float64")
-    frame["cbwd"] = cells["cbwd"].mask(missing_cell["cbwd"]).astype("string")
+    for column in layout.of_type("category", "text"):
+        frame[column] = cells[column].mask(missing_cell[column]).astype("string")
+    frame = frame[list(layout.columns)]
     frame.insert(0, "timestamp", build_timestamps(frame))
     frame.insert(1, "source_row", pd.Series(range(1, len(frame) + 1), index=frame.index, dtype="int64"))
     return frame.sort_values("timestamp", kind="stable", na_position="last").reset_index(drop=True)
+
+
+def file_station(frame: pd.DataFrame, layout: FileLayout, name: str) -> str:
+    """The station a parsed file holds: the layout's own, or its station column's, which must agree with a
+    station named in the file's name."""
+    if layout.station_name:
+        return layout.station_name
+    values = frame[layout.station_column]
+    named = values.dropna()
+    if named.empty:
+        raise DataError(f"{name}: column {layout.station_column!r} names no station (rule: station named)")
+    station = str(named.mode().iloc[0])
+    expected = layout.station_in_file_name(name)
+    if expected is not None and expected != station:
+        raise DataError(f"{name}: column {layout.station_column!r} names station {station!r}, but the file name "
+                        f"names {expected!r} (rule: station matches file name), e.g. rows "
+                        f"{frame['source_row'][values == station].head(EXAMPLE_ROWS).tolist()}")
+    return station
 
 
 def build_timestamps(frame: pd.DataFrame) -> pd.Series:
@@ -193,24 +301,33 @@ def text_table(data: bytes) -> pd.DataFrame:
     return table
 
 
-def ingest_source(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path) -> Path:
+def ingest_source(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path) -> IngestedFile:
     """Parse the fetched CSV into `raw_dir/<sha256>.parquet`; the same bytes already ingested are a cache hit.
 
-    A file refused for its structure also gets a Data Docs page (the structure suite over its cells as text).
+    A file refused for its structure also gets a Data Docs page (its closest layout's structure suite over its
+    cells as text).
     """
     destination = raw_dir / f"{fetched.sha256}.parquet"
     if destination.exists() and storage.read_parquet_metadata(destination).get("source_sha256") == fetched.sha256:
         log.info("ingest cache hit: %s already ingested as %s", fetched.origin, destination)
-        return destination
+        metadata = storage.read_parquet_metadata(destination)
+        return IngestedFile(destination, fetched.origin, fetched.sha256, metadata["layout"], metadata["station"])
     data = fetched.path.read_bytes()
     try:
-        frame = parse_csv(data, name=fetched.origin)
+        frame = parse_csv(data, fetched.file_name, expectations_dir)
+        layout = recognise_layout([c for c in frame.columns if c not in ("timestamp", "source_row")],
+                                  fetched.file_name, expectations_dir)
+        station = file_station(frame, layout, fetched.file_name)
     except DataError as error:
-        docs_index = report_structure_failure(text_table(data), fetched.origin, expectations_dir, docs_dir)
-        raise DataError(f"{error}\nData Docs: {docs_index}") from error
-    storage.write_parquet(destination, frame, {"source_sha256": fetched.sha256, "source": fetched.origin})
-    log.info("ingested %d rows from %s into %s", len(frame), fetched.origin, destination)
-    return destination
+        table = text_table(data)
+        suite = closest_layout(list(table.columns), expectations_dir).structure_suite
+        docs_index = report_structure_failure(table, fetched.origin, expectations_dir, docs_dir, suite)
+        raise DataError(f"{str(error).replace(fetched.file_name, fetched.origin, 1)}\nData Docs: {docs_index}") from error
+    storage.write_parquet(destination, frame, {"source_sha256": fetched.sha256, "source": fetched.origin,
+                                               "layout": layout.name, "station": station})
+    log.info("ingested %d rows of station %s (layout %s) from %s into %s", len(frame), station, layout.name,
+             fetched.origin, destination)
+    return IngestedFile(destination, fetched.origin, fetched.sha256, layout.name, station)
 
 
 def is_transient_failure(task: Task, task_run: TaskRun, state: State) -> bool:
@@ -218,8 +335,13 @@ def is_transient_failure(task: Task, task_run: TaskRun, state: State) -> bool:
     return not isinstance(state.result(raise_on_failure=False), (DataError, SourceError))
 
 
+@task(cache_policy=NO_CACHE, name="resolve-sources", task_run_name="resolve {source}")
+def resolve_sources_task(source: str) -> list[str]:
+    return resolve_sources(source)
+
+
 @task(cache_policy=NO_CACHE, name="fetch-source", task_run_name="fetch {source}")
-def fetch_source_task(source: str, cache_dir: Path, timeout_seconds: float) -> FetchedSource:
+def fetch_source_task(source: str, cache_dir: Path, timeout_seconds: float) -> list[FetchedSource]:
     """I/O only, so it is the task that retries; see `fetch_with_retries`."""
     return fetch_source(source, cache_dir, timeout_seconds)
 
@@ -234,6 +356,6 @@ def fetch_with_retries(retries: int, base_delay_seconds: float) -> Task:
     )
 
 
-@task(cache_policy=NO_CACHE, name="ingest", task_run_name="ingest {fetched.sha256:.12}")
-def ingest_task(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path) -> Path:
+@task(cache_policy=NO_CACHE, name="ingest", task_run_name="ingest {fetched.file_name}")
+def ingest_task(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path) -> IngestedFile:
     return ingest_source(fetched, raw_dir, expectations_dir, docs_dir)

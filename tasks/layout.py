@@ -1,10 +1,12 @@
 """Where a run reads and writes under PM25_HOME, with content-derived names so unchanged inputs hit caches.
 
-    data/source/<sha256>.csv          byte copy of the source
-    data/raw/<sha256>.parquet         ingested table
-    data/validated/<key>.json         passing validation verdicts
-    data/features/<key>/              features.parquet, preprocessing.json, windows.json
-    models/<key>/                     model.keras, training_log.csv, training.json, evaluation/, plots/
+    data/source/<sha256>.csv          byte copy of each source file
+    data/raw/<sha256>.parquet         each file's table, in its own layout's columns
+    data/validated/<key>.json         passing validation verdicts (per file, and of the network)
+    data/dataset/<key>/station=<s>/   the canonical table of the kept stations, partitioned by station
+    data/features/<key>/              one station's features.parquet, preprocessing.json (and the windows.json)
+    models/<key>/                     model.keras, network.json, preprocessing/, training_log.csv, training.json,
+                                      evaluation/, plots/
     models/registry.json              registered versions and the champion
     reports/data_quality/index.html   Great Expectations Data Docs
     reports/runs/<run id>/            metrics, predictions, plots, report.md of one run
@@ -21,7 +23,7 @@ from pathlib import Path
 from tasks.storage import fingerprint
 
 # Bump when a change to the code makes earlier cached features or models stale.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Layout:
         return self.home / "data" / "validated"
 
     @property
+    def datasets(self) -> Path:
+        return self.home / "data" / "dataset"
+
+    @property
     def models(self) -> Path:
         return self.home / "models"
 
@@ -52,11 +58,12 @@ class Layout:
     def data_docs(self) -> Path:
         return self.reports / "data_quality"
 
-    def features(self, raw_path: Path, *preprocessing: object) -> Path:
-        return self.home / "data" / "features" / fingerprint(PIPELINE_VERSION, raw_path.name, *preprocessing)
+    def features(self, dataset_key: str, station: str, *preprocessing: object) -> Path:
+        return self.home / "data" / "features" / fingerprint(PIPELINE_VERSION, dataset_key, station, *preprocessing)
 
-    def model(self, features_dir: Path, *training: object) -> Path:
-        return self.models / fingerprint(PIPELINE_VERSION, features_dir.name, *training)
+    def model(self, features_dirs: list[Path], *training: object) -> Path:
+        """A model of the stations whose features are given: the same features and settings, the same folder."""
+        return self.models / fingerprint(PIPELINE_VERSION, sorted(path.name for path in features_dirs), *training)
 
     def run(self, run_id: str) -> Path:
         return self.reports / "runs" / run_id

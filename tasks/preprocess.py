@@ -17,21 +17,21 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
+from tasks.dataset import Dataset
 from tasks.errors import DataError
 
 HOURS_PER_DAY = 24
-WEATHER_COLUMNS = ("DEWP", "TEMP", "PRES", "Iws", "Is", "Ir")
-TARGET_COLUMN = "pm2.5"
-WIND_COLUMN = "cbwd"
-WIND_CATEGORIES = ("NE", "NW", "SE", "cv")
+TARGET_COLUMN = "pm25"
+WIND_COLUMN = "wind_dir"
 PM25_INPUT = "pm25_z"
 PM25_OBSERVED = "pm25_observed"
 PM25_LOG = "pm25_log"
 # Derived inputs, each read from the past only: the last hour's PM2.5 change, PM2.5 on a log scale (its
 # spikes compressed), trailing PM2.5 means, and the recent change of wind run, dew point and pressure
 # (dry northerly air arriving is what clears Beijing's haze).
-CHANGE_FEATURES = {"pm25_change_1h": (PM25_INPUT, 1), "Iws_change_1h": ("Iws", 1), "DEWP_change_3h": ("DEWP", 3),
-                   "PRES_change_3h": ("PRES", 3)}
+# A change feature is built where its column is one of the station's inputs.
+CHANGE_FEATURES = {"pm25_change_1h": (PM25_INPUT, 1), "wind_run_change_1h": ("wind_run", 1),
+                   "dewp_change_3h": ("dewp", 3), "pres_change_3h": ("pres", 3)}
 MEAN_FEATURES = {"pm25_mean_24h": 24, "pm25_mean_72h": 72}
 SPLITS = ("train", "validation", "test")
 
@@ -52,6 +52,8 @@ class PreprocessingParams:
     """Everything fitted on the training span; JSON-serialisable so a forecast can be rebuilt from it."""
 
     max_gap_hours: int
+    input_columns: list[str]  # canonical weather (and pollutant) columns, in the dataset's order
+    wind_categories: list[str]
     fill_values: dict[str, float]
     wind_fill: str
     scale_mean: dict[str, float]
@@ -77,11 +79,16 @@ class PreprocessOutput:
     params_path: Path
 
 
-def to_hourly_grid(raw: pd.DataFrame) -> pd.DataFrame:
-    """One row per hour from the first to the last timestamp; hours absent from the file are all-missing rows."""
+def to_hourly_grid(raw: pd.DataFrame, input_columns: list[str], start: pd.Timestamp | str | None = None,
+                   end: pd.Timestamp | str | None = None) -> pd.DataFrame:
+    """One row per hour from `start` to `end` (by default the table's first and last hour); hours absent from the
+    table are all-missing rows. A station's grid spans the whole network's hours, so every station's spans are
+    the same hours."""
     frame = raw.set_index("timestamp").sort_index()
-    hours = pd.date_range(frame.index[0], frame.index[-1], freq="h", name="timestamp")
-    return frame[[TARGET_COLUMN, *WEATHER_COLUMNS, WIND_COLUMN]].reindex(hours)
+    first = pd.Timestamp(start) if start is not None else frame.index[0]
+    last = pd.Timestamp(end) if end is not None else frame.index[-1]
+    hours = pd.date_range(first, last, freq="h", name="timestamp")
+    return frame[[TARGET_COLUMN, *input_columns, WIND_COLUMN]].reindex(hours)
 
 
 def split_bounds(n_hours: int, test_days: int, validation_days: int, min_train_hours: int) -> SplitBounds:
@@ -106,34 +113,48 @@ def target_inverse(values: np.ndarray, transform: str) -> np.ndarray:
     return np.expm1(values) if transform == "log1p" else values
 
 
-def fit_preprocessing(train: pd.DataFrame, max_gap_hours: int, target_transform: str) -> PreprocessingParams:
-    """Fit fill values and scales on the training span only."""
+def _finite_or(value: float, default: float) -> float:
+    return value if np.isfinite(value) and value != 0 else default
+
+
+def fit_preprocessing(train: pd.DataFrame, max_gap_hours: int, target_transform: str, input_columns: list[str],
+                      wind_categories: list[str], station: str = "") -> PreprocessingParams:
+    """Fit fill values and scales on the training span only (an input never observed there is filled with 0)."""
     if train[TARGET_COLUMN].notna().sum() == 0:
-        raise DataError(f"column {TARGET_COLUMN!r} is never observed in the training span (rule: target observed)")
-    fill_values = {column: float(train[column].median()) for column in WEATHER_COLUMNS}
+        where = f"station {station}: " if station else ""
+        raise DataError(f"{where}column {TARGET_COLUMN!r} is never observed in the training span (rule: target observed)")
+    medians = {column: float(train[column].median()) for column in input_columns}
+    fill_values = {column: value if np.isfinite(value) else 0.0 for column, value in medians.items()}
     wind_mode = train[WIND_COLUMN].mode()
     target = target_forward(train[TARGET_COLUMN].dropna(), target_transform)
     log_target = np.log1p(train[TARGET_COLUMN].dropna().to_numpy(dtype="float64"))
-    filled_weather = fill_gaps(train[list(WEATHER_COLUMNS)], max_gap_hours, fill_values)
+    filled = fill_gaps(train[list(input_columns)], max_gap_hours, fill_values)
     return PreprocessingParams(
         max_gap_hours=max_gap_hours,
+        input_columns=list(input_columns),
+        wind_categories=list(wind_categories),
         fill_values=fill_values,
-        wind_fill=str(wind_mode.iloc[0]) if len(wind_mode) else WIND_CATEGORIES[0],
-        scale_mean={column: float(filled_weather[column].mean()) for column in WEATHER_COLUMNS},
-        scale_std={column: float(filled_weather[column].std()) or 1.0 for column in WEATHER_COLUMNS},
+        wind_fill=str(wind_mode.iloc[0]) if len(wind_mode) else wind_categories[0],
+        scale_mean={column: float(filled[column].mean()) for column in input_columns},
+        scale_std={column: _finite_or(float(filled[column].std()), 1.0) for column in input_columns},
         target_transform=target_transform,
         target_mean=float(target.mean()),
-        target_std=float(target.std()) or 1.0,
-        feature_columns=feature_columns(),
+        target_std=_finite_or(float(target.std()), 1.0),
+        feature_columns=feature_columns(input_columns, wind_categories),
         log_mean=float(log_target.mean()),
-        log_std=float(log_target.std()) or 1.0,
+        log_std=_finite_or(float(log_target.std()), 1.0),
     )
 
 
-def feature_columns() -> list[str]:
-    wind = [f"wind_{category}" for category in WIND_CATEGORIES]
-    return [*WEATHER_COLUMNS, *wind, "hour_sin", "hour_cos", "doy_sin", "doy_cos", PM25_INPUT, PM25_OBSERVED,
-            PM25_LOG, *CHANGE_FEATURES, *MEAN_FEATURES]
+def change_features(input_columns: list[str]) -> dict[str, tuple[str, int]]:
+    return {name: (column, hours) for name, (column, hours) in CHANGE_FEATURES.items()
+            if column == PM25_INPUT or column in input_columns}
+
+
+def feature_columns(input_columns: list[str], wind_categories: list[str]) -> list[str]:
+    wind = [f"wind_dir_{category}" for category in wind_categories]
+    return [*input_columns, *wind, "hour_sin", "hour_cos", "doy_sin", "doy_cos", PM25_INPUT, PM25_OBSERVED,
+            PM25_LOG, *change_features(input_columns), *MEAN_FEATURES]
 
 
 def fill_gaps(frame: pd.DataFrame, max_gap_hours: int, fill_values: dict[str, Any]) -> pd.DataFrame:
@@ -147,7 +168,7 @@ def fill_gaps(frame: pd.DataFrame, max_gap_hours: int, fill_values: dict[str, An
 
 def build_features(grid: pd.DataFrame, params: PreprocessingParams) -> pd.DataFrame:
     """Model inputs (scaled with `params`), the raw target (missing stays missing) and the target in model space."""
-    weather = fill_gaps(grid[list(WEATHER_COLUMNS)], params.max_gap_hours, params.fill_values)
+    weather = fill_gaps(grid[list(params.input_columns)], params.max_gap_hours, params.fill_values)
     wind = fill_gaps(grid[[WIND_COLUMN]], params.max_gap_hours, {WIND_COLUMN: params.wind_fill})[WIND_COLUMN]
     target_z = (target_forward(grid[TARGET_COLUMN], params.target_transform) - params.target_mean) / params.target_std
     mean_z = 0.0  # the training mean, once standardised
@@ -155,10 +176,10 @@ def build_features(grid: pd.DataFrame, params: PreprocessingParams) -> pd.DataFr
     hour = grid.index.hour.to_numpy()
     day_of_year = grid.index.dayofyear.to_numpy() - 1
     features = pd.DataFrame(index=grid.index)
-    for column in WEATHER_COLUMNS:
+    for column in params.input_columns:
         features[column] = (weather[column] - params.scale_mean[column]) / params.scale_std[column]
-    for category in WIND_CATEGORIES:
-        features[f"wind_{category}"] = (wind == category).astype("float64")
+    for category in params.wind_categories:
+        features[f"wind_dir_{category}"] = (wind == category).astype("float64")
     features["hour_sin"] = np.sin(2 * np.pi * hour / HOURS_PER_DAY)
     features["hour_cos"] = np.cos(2 * np.pi * hour / HOURS_PER_DAY)
     features["doy_sin"] = np.sin(2 * np.pi * day_of_year / 365.25)
@@ -168,7 +189,7 @@ def build_features(grid: pd.DataFrame, params: PreprocessingParams) -> pd.DataFr
     if PM25_LOG in params.feature_columns:
         carried = grid[TARGET_COLUMN].ffill(limit=params.max_gap_hours).to_numpy(dtype="float64")
         features[PM25_LOG] = np.nan_to_num((np.log1p(carried) - params.log_mean) / params.log_std, nan=0.0)
-    for name, (column, hours) in CHANGE_FEATURES.items():
+    for name, (column, hours) in change_features(params.input_columns).items():
         features[name] = features[column].diff(hours).fillna(0.0)
     for name, hours in MEAN_FEATURES.items():
         features[name] = pm25_input.rolling(hours, min_periods=1).mean()
@@ -185,8 +206,14 @@ def label_splits(n_hours: int, bounds: SplitBounds) -> np.ndarray:
     return labels
 
 
+def station_grid(dataset: Dataset, station: str) -> pd.DataFrame:
+    """A station's hourly grid over the whole network's hours, in the dataset's input columns."""
+    return to_hourly_grid(pd.read_parquet(dataset.station_path(station)), dataset.input_columns, dataset.start, dataset.end)
+
+
 def preprocess(
-    raw_path: Path,
+    dataset_path: Path,
+    station: str,
     output_dir: Path,
     *,
     test_days: int,
@@ -195,17 +222,20 @@ def preprocess(
     max_gap_hours: int,
     target_transform: str,
 ) -> PreprocessOutput:
-    """Turn the validated raw table into `features.parquet` and `preprocessing.json` under `output_dir`."""
+    """Turn one station of the validated dataset into `features.parquet` and `preprocessing.json` in `output_dir`."""
     features_path, params_path = output_dir / "features.parquet", output_dir / "preprocessing.json"
     if features_path.exists() and params_path.exists():
         log.info("preprocess cache hit: %s", output_dir)
         return PreprocessOutput(features_path, params_path)
-    grid = to_hourly_grid(pd.read_parquet(raw_path))
+    dataset = Dataset.load(dataset_path)
+    grid = station_grid(dataset, station)
     bounds = split_bounds(len(grid), test_days, validation_days, min_train_hours)
-    params = fit_preprocessing(grid.iloc[: bounds.validation_start], max_gap_hours, target_transform)
+    params = fit_preprocessing(grid.iloc[: bounds.validation_start], max_gap_hours, target_transform,
+                               dataset.input_columns, dataset.wind_categories, station)
     for name, span in (("validation", grid.iloc[bounds.validation_start : bounds.test_start]), ("test", grid.iloc[bounds.test_start :])):
         if span[TARGET_COLUMN].notna().sum() == 0:
-            raise DataError(f"column {TARGET_COLUMN!r} is never observed in the {name} span (rule: target observed)")
+            raise DataError(f"station {station}: column {TARGET_COLUMN!r} is never observed in the {name} span "
+                            "(rule: target observed)")
     features = build_features(grid, params)
     features["split"] = label_splits(len(features), bounds)
     storage.write_json(params_path, {**params.to_json(), "splits": split_summary(features)})
@@ -233,8 +263,8 @@ def load_params(params_path: Path) -> PreprocessingParams:
     return PreprocessingParams.from_json({key: payload[key] for key in PreprocessingParams.__dataclass_fields__})
 
 
-@task(cache_policy=NO_CACHE, name="preprocess", task_run_name="preprocess {raw_path.name}")
-def preprocess_task(raw_path: Path, output_dir: Path, test_days: int, validation_days: int, min_train_hours: int,
-                    max_gap_hours: int, target_transform: str) -> PreprocessOutput:
-    return preprocess(raw_path, output_dir, test_days=test_days, validation_days=validation_days,
+@task(cache_policy=NO_CACHE, name="preprocess", task_run_name="preprocess {station}")
+def preprocess_task(dataset_path: Path, station: str, output_dir: Path, test_days: int, validation_days: int,
+                    min_train_hours: int, max_gap_hours: int, target_transform: str) -> PreprocessOutput:
+    return preprocess(dataset_path, station, output_dir, test_days=test_days, validation_days=validation_days,
                       min_train_hours=min_train_hours, max_gap_hours=max_gap_hours, target_transform=target_transform)

@@ -21,10 +21,14 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
 from tasks.evaluate import REPORTED_HORIZONS
-from tasks.forecast import load_saved_model, span_forecast
-from tasks.preprocess import HOURS_PER_DAY, build_features, to_hourly_grid
+from tasks.dataset import Dataset
+from tasks.forecast import load_saved_model, model_features, span_forecast
+from tasks.preprocess import HOURS_PER_DAY
 from tasks.registry import ModelVersion, code_version, read_registry, registry_lock, write_registry
 from tasks.train import MODEL_FILE
+
+# A station whose score the challenger worsens by more than this share is named in the decision.
+WORSE_BY = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -34,36 +38,60 @@ class SpanScores:
     span_start: str
     span_end: str
     cells: int
-    mean_rmse: dict[str, float]  # by model folder name
+    mean_rmse: dict[str, float]  # by model folder name, pooled over the stations
+    station_rmse: dict[str, dict[str, float]]  # by model folder name, then station
 
 
-def score_on_newest_span(raw_path: Path, model_dirs: list[Path], span_days: int) -> SpanScores:
-    """Score each model on the last `span_days` of the data, on the cells every model can be judged on."""
-    grid = to_hourly_grid(pd.read_parquet(raw_path))  # read once; each model builds its own inputs from it
+def mean_rmse(errors: list[np.ndarray], cells: list[np.ndarray]) -> float:
+    """Mean over horizons of the RMSE over the given cells (rows pooled over the arrays given)."""
+    error = np.concatenate(errors)
+    mask = np.concatenate(cells)
+    return float(np.mean([np.sqrt(np.mean(error[mask[:, h], h] ** 2)) for h in range(error.shape[1])]))
+
+
+def score_on_newest_span(dataset_path: Path, model_dirs: list[Path], span_days: int) -> SpanScores:
+    """Score each model on the last `span_days` of the data at every station they share, on the cells every
+    model can be judged on: pooled over the stations, and per station."""
+    dataset = Dataset.load(dataset_path)
     results = {}
     for model_dir in model_dirs:
         model = load_saved_model(model_dir)
-        features = build_features(grid, model.params)
-        results[model_dir.name] = (features, *span_forecast(features, model, len(features) - span_days * HOURS_PER_DAY))
-    first_common = max(origins[0] for _, origins, *_ in results.values())
-    horizon = min(forecast.shape[1] for *_, forecast, _ in results.values())
-    aligned = {name: (observed[origins >= first_common, :horizon], forecast[origins >= first_common, :horizon],
-                      origin_observed[origins >= first_common])
-               for name, (_, origins, observed, forecast, origin_observed) in results.items()}
-    observed, _, origin_observed = next(iter(aligned.values()))
-    cells = np.isfinite(observed) & origin_observed[:, None]
-    for _, forecast, _ in aligned.values():
-        cells &= np.isfinite(forecast)
-    by_horizon = {name: [float(np.sqrt(np.mean((forecast[cells[:, h], h] - observed[cells[:, h], h]) ** 2)))
-                         for h in range(horizon)] for name, (_, forecast, _) in aligned.items()}
-    stamps = next(iter(results.values()))[0]["timestamp"]
+        features = model_features(dataset, model)
+        hours = len(next(iter(features.values())))
+        results[model_dir.name] = span_forecast(features, model, hours - span_days * HOURS_PER_DAY)
+    stations = sorted(set.intersection(*(set(result) for result in results.values())))
+    horizon = min(forecast.shape[1] for result in results.values() for _, _, forecast, _ in result.values())
+    errors = {name: [] for name in results}
+    cells = []
+    for station in stations:
+        first_common = max(result[station][0][0] for result in results.values())
+        aligned = {name: tuple(array[result[station][0] >= first_common] for array in result[station])
+                   for name, result in results.items()}
+        _, observed, _, origin_observed = next(iter(aligned.values()))
+        mask = np.isfinite(observed[:, :horizon]) & origin_observed[:, None]
+        for _, _, forecast, _ in aligned.values():
+            mask &= np.isfinite(forecast[:, :horizon])
+        cells.append(mask)
+        for name, (_, observed, forecast, _) in aligned.items():
+            errors[name].append(forecast[:, :horizon] - observed[:, :horizon])
+    stamps = pd.date_range(dataset.start, dataset.end, freq="h")
     return SpanScores(
-        span_start=stamps.iloc[-span_days * HOURS_PER_DAY].isoformat(), span_end=stamps.iloc[-1].isoformat(),
-        cells=int(cells.sum()), mean_rmse={name: float(np.mean(values)) for name, values in by_horizon.items()},
+        span_start=stamps[-span_days * HOURS_PER_DAY].isoformat(), span_end=stamps[-1].isoformat(),
+        cells=int(sum(mask.sum() for mask in cells)),
+        mean_rmse={name: mean_rmse(values, cells) for name, values in errors.items()},
+        station_rmse={name: {station: mean_rmse([error], [mask]) for station, error, mask in zip(stations, values, cells)}
+                      for name, values in errors.items()},
     )
 
 
-def register_and_promote(models_dir: Path, model_dir: Path, raw_path: Path, metrics_path: Path, run_id: str,
+def worse_stations(scores: SpanScores, challenger: str, champion_dir: str, tolerance: float = WORSE_BY) -> dict[str, float]:
+    """Stations where the challenger's score is more than `tolerance` above the champion's: station → ratio."""
+    ratios = {station: value / scores.station_rmse[champion_dir][station]
+              for station, value in scores.station_rmse[challenger].items()}
+    return {station: round(ratio, 3) for station, ratio in ratios.items() if ratio > 1 + tolerance}
+
+
+def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, metrics_path: Path, run_id: str,
                          source_sha256: str, settings: dict[str, Any], span_days: int) -> ModelVersion:
     """Add `model_dir` to the registry (once per model) and promote it if it beats the champion.
 
@@ -77,19 +105,25 @@ def register_and_promote(models_dir: Path, model_dir: Path, raw_path: Path, metr
             return known
         current = registry.get(registry.champion) if registry.champion is not None else None
         contenders = [model_dir] + ([models_dir / current.model_dir] if current else [])
-        scores = score_on_newest_span(raw_path, contenders, span_days)
+        scores = score_on_newest_span(dataset_path, contenders, span_days)
         challenge = {
             "span_start": scores.span_start, "span_end": scores.span_end, "cells": scores.cells,
-            "score": "mean over horizons of RMSE (µg/m³) on the newest span's observed hours",
+            "score": "mean over horizons of RMSE (µg/m³) on the newest span's observed hours, pooled over the stations",
             "challenger": scores.mean_rmse[model_dir.name],
+            "challenger_by_station": scores.station_rmse[model_dir.name],
         }
         if current is None:
             promoted, reason = True, "no champion yet"
         else:
-            challenge.update(champion_version=current.version, champion=scores.mean_rmse[current.model_dir])
+            worse = worse_stations(scores, model_dir.name, current.model_dir)
+            challenge.update(champion_version=current.version, champion=scores.mean_rmse[current.model_dir],
+                             champion_by_station=scores.station_rmse[current.model_dir], worse_stations=worse)
             promoted = challenge["challenger"] < challenge["champion"]
             reason = (f"{'beats' if promoted else 'does not beat'} champion v{current.version}: "
                       f"{challenge['challenger']:.3f} vs {challenge['champion']:.3f}")
+            if worse:
+                reason += "; worse by more than {:.0%} at {}".format(WORSE_BY, ", ".join(
+                    f"{station} ({ratio:.3f}x)" for station, ratio in worse.items()))
         metrics = storage.read_json(metrics_path)
         entry = ModelVersion(
             version=registry.next_version(),
@@ -100,10 +134,12 @@ def register_and_promote(models_dir: Path, model_dir: Path, raw_path: Path, metr
             source_sha256=source_sha256,
             code_version=code_version(),
             settings=settings,
+            stations=list(metrics["stations"]),
             test_rmse={key: round(value["rmse"], 3) for key, value in metrics["models"]["lstm"].items()
                        if key in {f"h{h}" for h in REPORTED_HORIZONS}},
-            interval_offsets={bound: [round(value, 2) for value in metrics["intervals"][f"{bound}_offset"]]
-                              for bound in ("lower", "upper")},
+            interval_offsets={station: {bound: [round(value, 2) for value in entry["intervals"][f"{bound}_offset"]]
+                                        for bound in ("lower", "upper")}
+                              for station, entry in metrics["stations"].items()},
             challenge={**challenge, "promoted": promoted, "reason": reason},
         )
         registry.versions.append(entry)
@@ -115,6 +151,7 @@ def register_and_promote(models_dir: Path, model_dir: Path, raw_path: Path, metr
 
 
 @task(cache_policy=NO_CACHE, name="register", task_run_name="register and promote {model_dir.name}")
-def register_task(models_dir: Path, model_dir: Path, raw_path: Path, metrics_path: Path, run_id: str,
+def register_task(models_dir: Path, model_dir: Path, dataset_path: Path, metrics_path: Path, run_id: str,
                   source_sha256: str, settings: dict[str, Any], span_days: int) -> ModelVersion:
-    return register_and_promote(models_dir, model_dir, raw_path, metrics_path, run_id, source_sha256, settings, span_days)
+    return register_and_promote(models_dir, model_dir, dataset_path, metrics_path, run_id, source_sha256, settings,
+                                span_days)

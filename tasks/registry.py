@@ -36,8 +36,9 @@ class ModelVersion:
     source_sha256: str
     code_version: str
     settings: dict[str, Any]
-    test_rmse: dict[str, float]  # the run's own test span, by reported horizon
-    interval_offsets: dict[str, list[float]]  # "lower" / "upper": added to a forecast for its 80 % interval
+    stations: list[str]
+    test_rmse: dict[str, float]  # the run's own test span, pooled over the stations, by reported horizon
+    interval_offsets: dict[str, dict[str, list[float]]]  # station → "lower" / "upper": added to a forecast for its 80 % interval
     challenge: dict[str, Any]  # the champion comparison that decided promotion
 
 

@@ -59,6 +59,21 @@ def validation_ratios(metrics: dict[str, Any]) -> str:
             f"lstm {shares['lstm']}; gbm {shares['gbm']}.")
 
 
+def station_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per station: RMSE as a share of persistence's at 1, 6 and 24 h for both LSTMs, and coverage."""
+    rows = []
+    for station, entry in metrics.get("stations", {}).items():
+        models = entry["models"]
+        row: dict[str, Any] = {"station": station}
+        for name in ("lstm", "lstm_station"):
+            for key in ("h1", "h6", "h24"):
+                if key in models[name]:
+                    row[f"{name} {key[1:]} h"] = round(models[name][key]["rmse"] / models["persistence"][key]["rmse"], 3)
+        row["coverage_80"] = round(entry["intervals"]["coverage_80"], 3)
+        rows.append(row)
+    return rows
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -106,6 +121,39 @@ def plot_forecast(predictions: pd.DataFrame, path: Path, stretch_days: int = 14)
     return path
 
 
+def plot_station_episodes(predictions: pd.DataFrame, path: Path, stretch_days: int = 7) -> Path:
+    """Small multiples: at every station, observed PM2.5 and the network LSTM's 1-hour and last-horizon
+    forecasts (with its 80 % interval) over the week around the test span's worst episode (the hour with the
+    highest reading averaged over the stations), the same week for all."""
+    plt = pyplot()
+    last = int(predictions["horizon"].max())
+    near = predictions[predictions["horizon"] == 1].pivot(index="target_time", columns="station", values="observed")
+    peak = near.mean(axis=1).idxmax()
+    window = (peak - pd.Timedelta(days=stretch_days / 2), peak + pd.Timedelta(days=stretch_days / 2))
+    stations = sorted(predictions["station"].unique())
+    columns = min(3, len(stations))
+    rows = -(-len(stations) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.6 * rows), sharex=True, sharey=True,
+                                constrained_layout=True, squeeze=False)
+    for axis in axes.ravel()[len(stations):]:
+        axis.set_visible(False)
+    for axis, station in zip(axes.ravel(), stations):
+        own = predictions[(predictions["station"] == station) & predictions["target_time"].between(*window)]
+        one, far = (own[own["horizon"] == h].set_index("target_time") for h in (1, last))
+        axis.fill_between(far.index, far["lstm_lower"], far["lstm_upper"], color="tab:orange", alpha=0.2, lw=0)
+        axis.plot(one["observed"], color="black", lw=1.0, label="observed")
+        axis.plot(one["lstm"], color="tab:blue", lw=0.8, label="1 h ahead")
+        axis.plot(far["lstm"], color="tab:orange", lw=0.8, label=f"{last} h ahead (80 % interval)")
+        axis.set_title(station, fontsize=9)
+        axis.tick_params(axis="x", labelrotation=30, labelsize=7)
+    axes[0][0].set_ylabel("PM2.5 (µg/m³)")
+    axes[0][0].legend(loc="upper left", fontsize=7)
+    figure.suptitle(f"Network LSTM at every station, the week around the test span's worst episode ({peak:%Y-%m-%d %H:%M})")
+    storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
+    plt.close(figure)
+    return path
+
+
 def plot_error_by_horizon(metrics: dict[str, Any], path: Path) -> Path:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
@@ -116,7 +164,9 @@ def plot_error_by_horizon(metrics: dict[str, Any], path: Path) -> Path:
         axis.plot(np.array(horizons)[shown], rmse[shown], marker="o", ms=3, lw=2.2 if name == "lstm" else 1.2, label=name)
     axis.set_xlabel("hours ahead")
     axis.set_ylabel("RMSE (µg/m³)")
-    axis.set_title("Test-span RMSE by horizon (same observed hours for every model)")
+    stations = len(metrics.get("stations_scored", [])) or 1
+    pooled = f", pooled over {stations} stations" if stations > 1 else ""
+    axis.set_title(f"Test-span RMSE by horizon (same observed hours for every model{pooled})")
     axis.grid(alpha=0.3)
     axis.legend()
     storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
@@ -145,8 +195,16 @@ def image_data_uri(path: Path) -> str:
 
 
 def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_index: str, run_name: str,
-                    image_link=lambda name: name) -> str:
+                    left_out: dict[str, str], image_link=lambda name: name) -> str:
     """The run report; `image_link` maps a picture's file name to its link (a relative path, or a data URI)."""
+    stations = metrics.get("stations_scored", [])
+    network = [
+        f"Pooled over {len(stations)} stations ({', '.join(stations)}). `lstm` is the network model (one model for "
+        "every station, reading every station's recent PM2.5); `lstm_station` is one LSTM per station on its own data. "
+        "Per station, RMSE as a share of persistence's:", "", markdown_table(station_rows(metrics)), "",
+    ] if len(stations) > 1 else []
+    dropped = [f"Left out of this run by the data-quality rules: " + "; ".join(
+        f"**{station}**: {reason}" for station, reason in left_out.items()), ""] if left_out else []
     return "\n".join([
         f"# PM2.5 forecast report: {run_name}",
         "",
@@ -154,6 +212,8 @@ def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_in
         "",
         markdown_table(rows),
         "",
+        *network,
+        *dropped,
         f"LSTM 80 % prediction intervals cover {metrics['intervals']['coverage_80']:.3f} of the scored test hours "
         f"({metrics['intervals']['method']}).",
         "",
@@ -191,14 +251,18 @@ def render_plots(metrics: dict[str, Any], predictions_path: Path, training_log: 
     if all((plots_dir / name).exists() for name in PLOTS):
         log.info("plots cache hit: %s", plots_dir)
         return plots_dir
-    plot_forecast(pd.read_parquet(predictions_path), plots_dir / "forecast.png")
+    predictions = pd.read_parquet(predictions_path)
+    if predictions["station"].nunique() > 1:
+        plot_station_episodes(predictions, plots_dir / "forecast.png")
+    else:
+        plot_forecast(predictions, plots_dir / "forecast.png")
     plot_error_by_horizon(metrics, plots_dir / "error_by_horizon.png")
     plot_loss(training_log, plots_dir / "loss.png")
     return plots_dir
 
 
 def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
-                 plots_dir: Path, docs_index: str, run_name: str) -> ReportOutput:
+                 plots_dir: Path, docs_index: str, run_name: str, left_out: dict[str, str]) -> ReportOutput:
     """Write the pictures and report.md into `run_dir` (which holds metrics.json), then publish it as latest."""
     metrics = storage.read_json(metrics_path)
     render_plots(metrics, predictions_path, training_log, plots_dir)
@@ -207,7 +271,7 @@ def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictio
     shutil.copyfile(training_log, run_dir / "training_log.csv")
     rows = metrics_rows(metrics)
     docs_link = os.path.relpath(docs_index, run_dir)
-    report_path = storage.write_text(run_dir / "report.md", report_markdown(metrics, rows, docs_link, run_name))
+    report_path = storage.write_text(run_dir / "report.md", report_markdown(metrics, rows, docs_link, run_name, left_out))
     latest = publish_latest(run_dir, reports_dir)
     log.info("report written to %s (published as %s)", report_path, latest)
     return ReportOutput(run_dir=run_dir, latest_dir=latest, report_path=report_path, metrics_rows=rows)
@@ -215,15 +279,17 @@ def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictio
 
 @task(cache_policy=NO_CACHE, name="report", task_run_name="report {run_name}")
 def report_task(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
-                plots_dir: Path, docs_index: str, run_name: str) -> ReportOutput:
+                plots_dir: Path, docs_index: str, run_name: str, left_out: dict[str, str]) -> ReportOutput:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     output = write_report(run_dir, reports_dir, metrics_path, predictions_path, training_log, plots_dir, docs_index,
-                          run_name)
-    create_table_artifact(output.metrics_rows, key="pm25-metrics", description="Test-span RMSE/MAE (µg/m³) by model and horizon")
+                          run_name, left_out)
+    create_table_artifact(output.metrics_rows, key="pm25-metrics", description="Test-span RMSE/MAE (µg/m³) by model and "
+                          "horizon, pooled over the network's stations")
     metrics = storage.read_json(metrics_path)
     create_markdown_artifact(
-        report_markdown(metrics, output.metrics_rows, docs_index, run_name, lambda name: image_data_uri(run_dir / name)),
+        report_markdown(metrics, output.metrics_rows, docs_index, run_name, left_out,
+                        lambda name: image_data_uri(run_dir / name)),
         key="pm25-report",
         description="Forecast report with plots",
     )

@@ -20,7 +20,7 @@ TEST_DAYS = 365
 VALIDATION_DAYS = 365
 MIN_TRAIN_DAYS = 365
 # Settings of the deployment's environment rather than of one run: never flow parameters.
-OPERATOR_SETTINGS = frozenset({"alert_webhook", "server_idle_seconds"})
+OPERATOR_SETTINGS = frozenset({"alert_webhook", "server_idle_seconds", "task_runner", "dask_address"})
 
 
 class Settings(BaseSettings):
@@ -28,7 +28,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PM25_", extra="forbid", validate_assignment=True)
 
-    source: str = Field(UCI_SOURCE_URL, description="Local path or http(s) URL of the UCI Beijing PM2.5 CSV.")
+    source: str = Field(UCI_SOURCE_URL, description="The source set: comma-separated http(s) URLs, files, folders or "
+                        "globs of UCI station CSVs (the embassy file, multi-site station files) or zip archives of them.")
     home: Path = Field(Path("pm25_home"), description="Folder under which a run writes data/, reports/ and models/.")
     max_epochs: int = Field(40, ge=1, description="Upper bound on training epochs (early stopping usually ends sooner).")
     seed: int = Field(42, description="Seed for weight initialisation and shuffling.")
@@ -71,11 +72,21 @@ class Settings(BaseSettings):
         "(not a flow parameter)."
     )
 
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Where mapped per-station tasks run: threads of the flow's process, or Dask worker "
+        "processes (a local cluster sized to the cores, or PM25_DASK_ADDRESS) (not a flow parameter)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster, e.g. tcp://host:8786, used with task_runner=dask "
+        "(not a flow parameter)."
+    )
+
     @field_validator("source")
     @classmethod
     def _source_scheme_is_supported(cls, value: str) -> str:
-        if "://" in value and not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"source must be an http(s) URL or a local path, got {value!r}")
+        for entry in value.split(","):
+            if "://" in entry and not entry.strip().lower().startswith(("http://", "https://")):
+                raise ValueError(f"source must be http(s) URLs or local paths, got {entry.strip()!r}")
         return value
 
     @classmethod

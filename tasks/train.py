@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -18,15 +19,20 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+import pandas as pd
+
 from tasks import storage
+from tasks.network import NetworkSpec, save_network, stacked_span
 from tasks.settings import Settings
-from tasks.windows import WindowSet, load_window_set
+from tasks.windows import WindowPlan, WindowSet
 
 MODEL_FILE = "model.keras"
 TRAINING_LOG = "training_log.csv"
 TRAINING_SUMMARY = "training.json"
-PREPROCESSING_FILE = "preprocessing.json"
 WINDOWS_FILE = "windows.json"
+# Keras seeds and TensorFlow's thread pools belong to the process: two trainings at once in one process (the
+# thread task runner) would draw from each other's random streams, so a process trains one model at a time.
+TRAINING_LOCK = threading.Lock()
 # Training steps per call into TensorFlow: the same updates and losses, without Python between every two
 # batches (6 epochs of the default model on 2 cores: 5.3 s against 6.2 s one step at a time).
 STEPS_PER_EXECUTION = 32
@@ -78,13 +84,23 @@ def configure_tensorflow(seed: int, members: int = 1) -> None:
     import keras
     import tensorflow as tf
 
-    cores = os.cpu_count() or 1
+    cores = task_cores()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // members))
         tf.config.threading.set_inter_op_parallelism_threads(members)
     except RuntimeError:
         pass  # TensorFlow was already initialised in this process; its thread pools are fixed now.
     keras.utils.set_random_seed(seed)
+
+
+def task_cores() -> int:
+    """The cores a task may use: its Dask worker's threads when it runs on one, else the machine's."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return os.cpu_count() or 1
 
 
 def masked_mse(horizon_weight: np.ndarray, members: int = 1):
@@ -199,27 +215,42 @@ def is_trained(model_dir: Path) -> bool:
 
 
 def train_model(
-    features_path: Path,
-    params_path: Path,
+    feature_paths: dict[str, Path],
+    params_paths: dict[str, Path],
     plan_path: Path,
     model_dir: Path,
     config: TrainingConfig,
     on_epoch: EpochCallback | None = None,
 ) -> TrainedModel:
-    """Fit on the train span, stop early on the validation span (restoring the best weights), save `.keras`.
+    """Fit on the train span of every station given, stop early on their validation span (restoring the best
+    weights), save `.keras`.
 
-    The model folder also receives the preprocessing parameters and window plan, so it is self-contained.
+    The model folder also receives the stations, their preprocessing parameters and the window plan, so it is
+    self-contained.
     """
     summary_path = model_dir / TRAINING_SUMMARY
     if is_trained(model_dir):
         log.info("training cache hit: %s holds a model for these data and settings", model_dir)
         return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
                             **storage.read_json(summary_path))
+    spec = NetworkSpec.of(list(feature_paths))
+    plan = WindowPlan.from_json(storage.read_json(plan_path))
+    features = {station: pd.read_parquet(feature_paths[station]) for station in spec.stations}
+    train = stacked_span(features, spec, plan, "train")
+    validation = stacked_span(features, spec, plan, "validation")
+    del features
+    with TRAINING_LOCK:
+        if is_trained(model_dir):  # trained by another task of this process while this one waited
+            return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
+                                **storage.read_json(summary_path))
+        return _fit_and_save(train, validation, spec, params_paths, plan_path, model_dir, config, on_epoch)
+
+
+def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, params_paths: dict[str, Path],
+                  plan_path: Path, model_dir: Path, config: TrainingConfig, on_epoch: EpochCallback | None) -> TrainedModel:
     configure_tensorflow(config.seed, config.ensemble_size)
     import keras
 
-    train = load_window_set(features_path, plan_path, "train")
-    validation = load_window_set(features_path, plan_path, "validation")
     _, lookback, n_features = train.inputs.shape
     model, forecaster = build_model(lookback, n_features, train.targets.shape[1], config.lstm_layers,
                                     config.lstm_units, config.learning_rate, config.dropout,
@@ -228,6 +259,8 @@ def train_model(
     log_path = model_dir / TRAINING_LOG
     started = time.perf_counter()
     change_scale = fit_change_scale(train)
+    log.info("training on %d samples of %d station(s), %d inputs per hour", len(train.inputs), len(spec.stations),
+             n_features)
     history = model.fit(
         np.ascontiguousarray(train.inputs),
         change_targets(train) / change_scale,
@@ -243,11 +276,11 @@ def train_model(
     val_losses = history.history["val_loss"]
     best_epoch = int(np.argmin(val_losses)) + 1
     storage.write_atomically(model_dir / MODEL_FILE, lambda path: forecaster.save(str(path)))
-    storage.write_bytes(model_dir / PREPROCESSING_FILE, params_path.read_bytes())
+    save_network(model_dir, spec, params_paths)
     storage.write_bytes(model_dir / WINDOWS_FILE, plan_path.read_bytes())
     result = {"epochs_run": len(val_losses), "best_epoch": best_epoch, "best_val_loss": float(val_losses[best_epoch - 1]),
               "seconds": seconds, "change_scale": change_scale.tolist()}
-    storage.write_json(summary_path, result)  # written last: its presence marks a complete model folder
+    storage.write_json(model_dir / TRAINING_SUMMARY, result)  # written last: its presence marks a complete model folder
     log.info("trained %d epochs in %.1f s; best epoch %d (val loss %.4f)", len(val_losses), seconds, best_epoch,
              result["best_val_loss"])
     return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, **result)
@@ -268,18 +301,65 @@ def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]
     return lambda inputs: model.predict(np.ascontiguousarray(inputs), batch_size=1024, verbose=0) * scale
 
 
-@task(cache_policy=NO_CACHE, name="train", task_run_name="train lstm {config.lstm_layers}x{config.lstm_units}u seed {config.seed}")
-def train_task(features_path: Path, params_path: Path, plan_path: Path, model_dir: Path, config: TrainingConfig) -> TrainedModel:
+NETWORK_MODEL = "network"
+
+
+def station_model(station: str) -> str:
+    return f"station {station}"
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """The distinct models a run trains: the network's and one per station, each by name with its folder and
+    stations. With one station the two are the same model (same features and settings, same folder)."""
+
+    model_dirs: dict[str, Path]
+    stations: dict[str, list[str]]
+
+    @property
+    def distinct(self) -> list[str]:
+        """One name per model folder: the models to train."""
+        return list({model_dir: name for name, model_dir in reversed(self.model_dirs.items())}.values())[::-1]
+
+    def feature_paths(self, name: str, paths: dict[str, Path]) -> dict[str, Path]:
+        return {station: paths[station] for station in self.stations[name]}
+
+    def by_name(self, trained: list[TrainedModel]) -> dict[str, TrainedModel]:
+        """Every model's training result, from the results of the `distinct` trainings."""
+        by_dir = {model.model_dir: model for model in trained}
+        return {name: by_dir[model_dir] for name, model_dir in self.model_dirs.items()}
+
+
+def model_plan(layout, stations: list[str], features_dirs: list[Path], plan_name: str,
+               config: TrainingConfig) -> ModelPlan:
+    """Which models to train and where: the network model over every station, and each station's own."""
+    wanted = {NETWORK_MODEL: (stations, features_dirs),
+              **{station_model(station): ([station], [folder]) for station, folder in zip(stations, features_dirs)}}
+    return ModelPlan({name: layout.model(folders, plan_name, config) for name, (_, folders) in wanted.items()},
+                     {name: members for name, (members, _) in wanted.items()})
+
+
+def _train_run_name() -> str:
+    from prefect import runtime
+
+    stations = runtime.task_run.parameters["feature_paths"]
+    return f"train {runtime.task_run.parameters['name']} ({len(stations)} station{'s' if len(stations) > 1 else ''})"
+
+
+@task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name)
+def train_task(name: str, feature_paths: dict[str, Path], params_paths: dict[str, Path], plan_path: Path,
+               model_dir: Path, config: TrainingConfig) -> TrainedModel:
+    """`name` says which model this is (the network's, or one station's) in the UI."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
     if is_trained(model_dir):  # a cache hit: no epochs to show
-        return train_model(features_path, params_path, plan_path, model_dir, config)
-    progress = create_progress_artifact(progress=0.0, key="training-progress",
-                                        description=f"Training epochs (at most {config.max_epochs}; early stopping may end sooner)")
+        return train_model(feature_paths, params_paths, plan_path, model_dir, config)
+    progress = create_progress_artifact(progress=0.0, description=f"Training {name}: epochs (at most {config.max_epochs}; "
+                                        "early stopping may end sooner)")
 
     def report(epoch: int, logs: dict[str, float]) -> None:
         update_progress_artifact(progress, progress=100.0 * epoch / config.max_epochs)
 
-    trained = train_model(features_path, params_path, plan_path, model_dir, config, on_epoch=report)
+    trained = train_model(feature_paths, params_paths, plan_path, model_dir, config, on_epoch=report)
     update_progress_artifact(progress, progress=100.0)
     return trained

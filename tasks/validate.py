@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from tasks import storage
 from tasks.errors import DataError
 
 SUITE_FILE = "pm25_raw.json"
+NETWORK_SUITE_FILE = "pm25_network.json"
 STRUCTURE_SUITE_FILE = "pm25_structure.json"
 DOCS_SITE = "pm25_data_quality"
 ROW_ID_COLUMN = "source_row"
@@ -114,6 +116,13 @@ def _outcome(result: Any) -> RuleOutcome:
 
 def run_checkpoint(frame: pd.DataFrame, suite_config: dict[str, Any], docs_dir: Path) -> list[RuleOutcome]:
     """Validate `frame` with the suite through a GX checkpoint that rebuilds the Data Docs site in `docs_dir`."""
+    return run_checkpoints({"raw": frame}, suite_config, docs_dir)["raw"]
+
+
+def run_checkpoints(frames: dict[str, pd.DataFrame], suite_config: dict[str, Any],
+                    docs_dir: Path) -> dict[str, list[RuleOutcome]]:
+    """Validate each frame (a station's rows, say) with the suite, one checkpoint per frame in one GX context,
+    so the Data Docs site in `docs_dir` lists every frame's results."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -127,29 +136,35 @@ def run_checkpoint(frame: pd.DataFrame, suite_config: dict[str, Any], docs_dir: 
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
-    batch = context.data_sources.add_pandas("pm25").add_dataframe_asset("raw").add_batch_definition_whole_dataframe("all")
+    source = context.data_sources.add_pandas("pm25")
     suite = context.suites.add(gx.ExpectationSuite(**suite_config))
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=suite.name,
-            validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
-            result_format={
-                "result_format": "SUMMARY",
-                "unexpected_index_column_names": [ROW_ID_COLUMN],
-                "partial_unexpected_count": EXAMPLE_COUNT,
-            },
+    outcomes = {}
+    for name, frame in frames.items():
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{suite.name}-{name}", data=batch, suite=suite))
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{suite.name}-{name}",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
+                result_format={
+                    "result_format": "SUMMARY",
+                    "unexpected_index_column_names": [ROW_ID_COLUMN],
+                    "partial_unexpected_count": EXAMPLE_COUNT,
+                },
+            )
         )
-    )
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
-    return [_outcome(item) for run in result.run_results.values() for item in run.results]
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        outcomes[name] = [_outcome(item) for run in result.run_results.values() for item in run.results]
+    return outcomes
 
 
-def validate_table(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path) -> ValidationSummary:
+def validate_table(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path,
+                   suite_file: str = SUITE_FILE) -> ValidationSummary:
     """Run the suite over the ingested Parquet table and summarise critical failures and warnings."""
     frame = pd.read_parquet(data_path)
-    outcomes = run_checkpoint(frame, load_suite_config(expectations_dir), docs_dir)
+    outcomes = run_checkpoint(frame, load_suite_config(expectations_dir, suite_file), docs_dir)
     failed = [outcome for outcome in outcomes if not outcome.success]
     critical = [outcome for outcome in failed if outcome.severity == "critical"]
     return ValidationSummary(
@@ -164,9 +179,10 @@ def validate_table(data_path: Path, source: str, expectations_dir: Path, docs_di
     )
 
 
-def report_structure_failure(text_table: pd.DataFrame, source: str, expectations_dir: Path, docs_dir: Path) -> str:
-    """Run the structure suite over a refused file's cells (as text) so the Data Docs show why; return their index."""
-    outcomes = run_checkpoint(text_table, load_suite_config(expectations_dir, STRUCTURE_SUITE_FILE), docs_dir)
+def report_structure_failure(text_table: pd.DataFrame, source: str, expectations_dir: Path, docs_dir: Path,
+                             suite_file: str = STRUCTURE_SUITE_FILE) -> str:
+    """Run a structure suite over a refused file's cells (as text) so the Data Docs show why; return their index."""
+    outcomes = run_checkpoint(text_table, load_suite_config(expectations_dir, suite_file), docs_dir)
     failed = [outcome for outcome in outcomes if not outcome.success]
     summary = ValidationSummary(passed=False, source=source, data_path="", rows=len(text_table), evaluated=len(outcomes),
                                 failed_critical=failed, warnings=[], docs_index=str(docs_dir / "index.html"))
@@ -175,18 +191,19 @@ def report_structure_failure(text_table: pd.DataFrame, source: str, expectations
 
 
 def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path,
-                        on_summary: Callable[[ValidationSummary], None] | None = None) -> ValidationSummary:
+                        on_summary: Callable[[ValidationSummary], None] | None = None,
+                        suite_file: str = SUITE_FILE) -> ValidationSummary:
     """Validate, reusing a passing verdict for the same table bytes and suite; raise DataError on failure.
 
     `on_summary` sees the summary before a failure is raised (the Prefect task publishes it as an artifact).
     """
-    suite_sha = storage.sha256_file(expectations_dir / SUITE_FILE)
+    suite_sha = storage.sha256_file(expectations_dir / suite_file)
     cached = cache_dir / f"{storage.fingerprint(storage.sha256_file(data_path), suite_sha)}.json"
     if cached.exists() and (docs_dir / "index.html").exists():
         summary = ValidationSummary.from_json(storage.read_json(cached))
         log.info("validation cache hit: %s already passed this suite (%s)", data_path.name, cached.name)
     else:
-        summary = validate_table(data_path, source, expectations_dir, docs_dir)
+        summary = validate_table(data_path, source, expectations_dir, docs_dir, suite_file)
         storage.write_json(docs_dir / "summary.json", summary.to_json())
         if summary.passed:
             storage.write_json(cached, summary.to_json())
@@ -198,6 +215,54 @@ def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, do
         raise DataError(summary.error_message())
     log.info("data passed %d data-quality rules; Data Docs at %s", summary.evaluated, summary.docs_index)
     return summary
+
+
+@dataclass(frozen=True)
+class NetworkSummary:
+    """The network suite's verdict per station: the stations kept, and those left out with the rule that failed."""
+
+    stations: list[str]
+    left_out: dict[str, str]
+    warnings: dict[str, list[str]]
+    evaluated: int
+    docs_index: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_network(tables: dict[str, pd.DataFrame], expectations_dir: Path, docs_dir: Path) -> NetworkSummary:
+    """Run the network suite over each station's canonical rows (one checkpoint each, one Data Docs site).
+
+    A failed critical rule refuses the run, naming the station; a failed rule marked `station_rule: leave_out`
+    leaves that station out, with a warning. A run with no station left is refused.
+    """
+    suite = load_suite_config(expectations_dir, NETWORK_SUITE_FILE)
+    leave_out_rules = {json.dumps([item["type"], item["kwargs"]], sort_keys=True) for item in suite["expectations"]
+                       if (item.get("meta") or {}).get("station_rule") == "leave_out"}
+    frames = {station: table.assign(source_row=range(1, len(table) + 1)) for station, table in tables.items()}
+    outcomes = run_checkpoints(frames, suite, docs_dir)
+    docs_index = str(docs_dir / "index.html")
+    critical = [f"station {station}: {outcome.describe()}" for station, results in outcomes.items()
+                for outcome in results if not outcome.success and outcome.severity == "critical"]
+    if critical:
+        raise DataError("the network failed {} critical data-quality rule(s):\n{}\nData Docs: {}".format(
+            len(critical), "\n".join(f"  - {line}" for line in critical), docs_index))
+    left_out, warnings = {}, {}
+    for station, results in outcomes.items():
+        for outcome in (item for item in results if not item.success):
+            rule = {**outcome.rule, **({"column": outcome.column} if outcome.column else {})}
+            if json.dumps([outcome.expectation, rule], sort_keys=True) in leave_out_rules:
+                left_out[station] = f"{outcome.describe()} ({outcome.notes or 'station rule'})"
+            else:
+                warnings.setdefault(station, []).append(outcome.describe())
+    for station, reason in left_out.items():
+        log.warning("data-quality warning: station %s is left out of this run: %s", station, reason)
+    kept = [station for station in tables if station not in left_out]
+    if not kept:
+        raise DataError(f"no station is left to forecast (rule: at least one station): {left_out}\nData Docs: {docs_index}")
+    return NetworkSummary(stations=kept, left_out=left_out, warnings=warnings,
+                          evaluated=sum(len(results) for results in outcomes.values()), docs_index=docs_index)
 
 
 def summary_rows(summary: ValidationSummary) -> list[dict[str, Any]]:
@@ -212,16 +277,30 @@ def summary_rows(summary: ValidationSummary) -> list[dict[str, Any]]:
     return rows
 
 
-@task(cache_policy=NO_CACHE, name="validate", task_run_name="validate {data_path.name}")
-def validate_task(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path) -> ValidationSummary:
+def file_docs_dir(docs_dir: Path, station: str, sha256: str) -> Path:
+    """Each source file's Data Docs site, beside the network's (docs_dir/index.html)."""
+    return docs_dir / "files" / f"{station}-{sha256[:12]}"
+
+
+@task(cache_policy=NO_CACHE, name="validate", task_run_name="validate {station} ({data_path.name})")
+def validate_task(data_path: Path, source: str, station: str, suite_file: str, expectations_dir: Path, docs_dir: Path,
+                  cache_dir: Path) -> ValidationSummary:
+    """One source file against its layout's suite; its Data Docs go to `file_docs_dir`."""
     from prefect.artifacts import create_table_artifact
 
     def publish(summary: ValidationSummary) -> None:
         verdict = "passed" if summary.passed else f"FAILED {len(summary.failed_critical)} critical rule(s)"
         create_table_artifact(
-            summary_rows(summary), key="pm25-data-quality",
+            summary_rows(summary), key=f"pm25-data-quality-{artifact_key(station)}",
             description=f"Data quality of {summary.source} ({summary.rows} rows): {verdict}, "
                         f"{len(summary.warnings)} warning(s). Data Docs: {summary.docs_index}",
         )
 
-    return validate_with_cache(data_path, source, expectations_dir, docs_dir, cache_dir, on_summary=publish)
+    return validate_with_cache(data_path, source, expectations_dir,
+                               file_docs_dir(docs_dir, station, data_path.stem), cache_dir, on_summary=publish,
+                               suite_file=suite_file)
+
+
+def artifact_key(name: str) -> str:
+    """Prefect artifact keys take lower-case letters, digits and dashes only."""
+    return "".join(character if character.isalnum() else "-" for character in name.lower())

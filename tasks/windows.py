@@ -79,10 +79,14 @@ def plan_windows(split: np.ndarray, lookback: int, horizon: int, feature_columns
     return WindowPlan(lookback, horizon, list(feature_columns), origins)
 
 
-def make_window_set(features: pd.DataFrame, plan: WindowPlan, span: str) -> WindowSet:
-    """Inputs, masked targets and last observed values for the samples of `span`."""
+def make_window_set(features: pd.DataFrame, plan: WindowPlan, span: str, values: np.ndarray | None = None) -> WindowSet:
+    """Inputs, masked targets and last observed values for the samples of `span`.
+
+    `values` are the model's inputs per hour when they are more than the station's own features (a network
+    model's); by default the plan's feature columns."""
     start, stop = plan.origins[span]
-    values = features[plan.feature_columns].to_numpy(dtype="float32")
+    if values is None:
+        values = features[plan.feature_columns].to_numpy(dtype="float32")
     target = features["target_z"].to_numpy(dtype="float32")
     in_span = (features["split"] == span).to_numpy()
     masked_target = np.where(in_span, target, np.nan).astype("float32")
@@ -96,8 +100,12 @@ def make_window_set(features: pd.DataFrame, plan: WindowPlan, span: str) -> Wind
     )
 
 
-def load_window_set(features_path: Path, plan_path: Path, span: str) -> WindowSet:
-    return make_window_set(pd.read_parquet(features_path), WindowPlan.from_json(storage.read_json(plan_path)), span)
+def stack_window_sets(sets: list[WindowSet]) -> WindowSet:
+    """Several stations' samples as one set (inputs copied into one array, in the order given)."""
+    return WindowSet(inputs=np.concatenate([item.inputs for item in sets]),
+                     targets=np.concatenate([item.targets for item in sets]),
+                     last_value=np.concatenate([item.last_value for item in sets]),
+                     origin_index=np.concatenate([item.origin_index for item in sets]))
 
 
 def build_window_plan(features_path: Path, params_path: Path, lookback: int, horizon: int, output_path: Path) -> Path:
