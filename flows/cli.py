@@ -14,6 +14,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prefect import Flow
 from pydantic import ValidationError
 
 from flows.serve import DEFAULT_PORT, LOOPBACK, LocalPrefect
@@ -21,7 +22,8 @@ from flows.serve import serve as serve_locally
 from tasks.errors import EXPECTED_ERRORS, hide_expected_tracebacks
 from tasks.layout import Layout
 from tasks.registry import read_registry
-from tasks.settings import Settings
+from tasks.runners import task_runner_for
+from tasks.settings import OPERATOR_SETTINGS, Settings
 
 NIGHTLY = "train-pm25/nightly"
 
@@ -47,6 +49,11 @@ def flow_parameter_names(flow_function: Callable) -> list[str]:
     return list(inspect.signature(flow_function).parameters)
 
 
+def add_runner_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the command's mapped tasks run: settings of the run's process, not flow parameters."""
+    add_settings_flags(parser, ["task_runner", "dask_address"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     from flows.forecast import forecast_pm25
     from flows.train import train_pm25
@@ -55,14 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pm25", description="Beijing PM2.5 forecasting pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="Train, evaluate, register and forecast once, locally (no Prefect server needed).")
-    add_settings_flags(run, flow_parameter_names(train_pm25.fn))
-    run.set_defaults(action=run_flow(train_pm25))
     validate = commands.add_parser("validate", help="Ingest and validate the data; write the data-quality report.")
-    add_settings_flags(validate, flow_parameter_names(validate_pm25.fn))
-    validate.set_defaults(action=run_flow(validate_pm25))
-    forecast = commands.add_parser("forecast", help="Forecast the next hours with the champion model, locally.")
-    add_settings_flags(forecast, flow_parameter_names(forecast_pm25.fn))
-    forecast.set_defaults(action=run_flow(forecast_pm25))
+    forecast = commands.add_parser("forecast", help="Forecast the next hours at every station with the champion model, "
+                                   "locally.")
+    for command, flow_object in ((run, train_pm25), (validate, validate_pm25), (forecast, forecast_pm25)):
+        add_settings_flags(command, flow_parameter_names(flow_object.fn))
+        add_runner_flags(command)
+        command.set_defaults(action=run_flow(flow_object))
     models = commands.add_parser("models", help="List the registered model versions; * marks the champion.")
     add_settings_flags(models, ["home"])
     models.add_argument("--json", action="store_true", help="Print the registry as JSON.")
@@ -81,9 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_flow(flow_object: Callable) -> Callable[[argparse.Namespace, dict[str, Any]], int]:
+def run_flow(flow_object: Flow) -> Callable[[argparse.Namespace, dict[str, Any]], int]:
+    """Run the flow with the flags as its parameters, on the task runner the settings name."""
     def action(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:
-        print(json.dumps(flow_object(**overrides), indent=2, default=str))
+        parameters = {name: value for name, value in overrides.items() if name not in OPERATOR_SETTINGS}
+        runner = {name: value for name, value in overrides.items() if name in ("task_runner", "dask_address")}
+        chosen = flow_object.with_options(task_runner=task_runner_for(Settings.resolve(**runner))) if runner else flow_object
+        print(json.dumps(chosen(**parameters), indent=2, default=str))
         return 0
 
     return action
@@ -98,12 +108,16 @@ def list_models(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int
     if not registry.versions:
         print(f"no models registered in {models_dir}")
         return 0
-    print(f"{'':1} {'version':>7}  {'registered (UTC)':<25} {'RMSE h1':>7} {'RMSE h24':>8} {'span score':>10}  decision")
+    if registry.champion is not None:
+        print(f"champion v{registry.champion} forecasts: {', '.join(registry.get(registry.champion).stations)}")
+    print(f"{'':1} {'version':>7}  {'registered (UTC)':<25} {'stations':>8} {'RMSE h1':>7} {'RMSE h24':>8} "
+          f"{'span score':>10}  decision")
     for entry in registry.versions:
         mark = "*" if entry.version == registry.champion else " "
         rmse = entry.test_rmse
-        print(f"{mark} {'v' + str(entry.version):>7}  {entry.registered_at:<25} {rmse.get('h1', float('nan')):>7.2f} "
-              f"{rmse.get('h24', float('nan')):>8.2f} {entry.challenge['challenger']:>10.3f}  "
+        print(f"{mark} {'v' + str(entry.version):>7}  {entry.registered_at:<25} {len(entry.stations):>8} "
+              f"{rmse.get('h1', float('nan')):>7.2f} {rmse.get('h24', float('nan')):>8.2f} "
+              f"{entry.challenge['challenger']:>10.3f}  "
               f"{'promoted' if entry.challenge['promoted'] else 'rejected'}: {entry.challenge['reason']}")
     return 0
 

@@ -98,6 +98,6 @@ def train_pm25(
                                    TEST_DAYS).result()
     forecast = forecast_task.submit(dataset.path, layout.models, layout.reports).result()
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),
-            "stations": stations, "left_out": validated.summary.left_out,
+            "dataset": str(dataset.path), "stations": stations, "left_out": validated.summary.left_out,
             "model": str(network.model_path), "model_version": version.version,
             "promoted": version.challenge["promoted"], "forecast": str(forecast.json_path), "metrics": report.metrics_rows}

@@ -51,13 +51,16 @@ class Dataset:
         return cls(path=Path(path), **storage.read_json(Path(path) / DATASET_FILE))
 
 
-def canonical_table(ingested: IngestedFile, layout: FileLayout) -> pd.DataFrame:
-    """One file's rows in the canonical columns: station, timestamp, pm25, weather, other pollutants."""
-    frame = pd.read_parquet(ingested.path)
+def to_canonical(frame: pd.DataFrame, layout: FileLayout, station: str) -> pd.DataFrame:
+    """A parsed file's rows in the canonical columns: station, timestamp, pm25, weather, other pollutants."""
     names = {column: canonical for column, canonical in layout.canonical_names.items() if canonical != "station"}
     table = frame[["timestamp", *names]].rename(columns=names)
-    table.insert(0, "station", ingested.station)
+    table.insert(0, "station", station)
     return table
+
+
+def canonical_table(ingested: IngestedFile, layout: FileLayout) -> pd.DataFrame:
+    return to_canonical(pd.read_parquet(ingested.path), layout, ingested.station)
 
 
 def dataset_key(files: list[IngestedFile]) -> str:
@@ -143,6 +146,11 @@ def build_dataset(files: list[IngestedFile], output_root: Path, expectations_dir
         layouts = {layout.name: layout for layout in known_layouts(expectations_dir)}
         tables = {item.station: canonical_table(item, layouts[item.layout]) for item in sorted(files, key=lambda f: f.station)}
         summary = validate_network(tables, expectations_dir, docs_dir)
+        if not summary.stations:
+            raise DataError("{}: no station is left to forecast (rule: at least one station):\n{}\nData Docs: {}".format(
+                ", ".join(item.origin for item in files),
+                "\n".join(f"  - station {station}: {reason}" for station, reason in summary.left_out.items()),
+                summary.docs_index))
         storage.write_json(cached, summary.to_json())
     return ValidatedDataset(combine_dataset(files, summary.stations, output_root, expectations_dir), summary)
 

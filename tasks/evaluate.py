@@ -88,16 +88,6 @@ def scored_cells(observed: np.ndarray, origin_observed: np.ndarray, forecasts: d
     return mask
 
 
-def metrics_table(observed: np.ndarray, forecasts: dict[str, np.ndarray], scored: np.ndarray) -> dict[str, Any]:
-    """Per model: the reported horizons as h1, h3, … and RMSE at every horizon for the error curve."""
-    models = {}
-    for name, values in forecasts.items():
-        per_horizon = [score(observed[:, h], values[:, h], scored[:, h]) for h in range(observed.shape[1])]
-        models[name] = {f"h{h}": per_horizon[h - 1] for h in REPORTED_HORIZONS if h <= observed.shape[1]}
-        models[name]["rmse_by_horizon"] = [entry["rmse"] for entry in per_horizon]
-    return models
-
-
 def observed_targets(series: np.ndarray, windows: WindowSet) -> np.ndarray:
     """Readings in µg/m³ at each sample's target hours; NaN where unobserved or outside the span."""
     horizon = windows.targets.shape[1]
@@ -116,13 +106,6 @@ def fit_interval_offsets(observed: np.ndarray, forecast: np.ndarray, coverage: f
     residual = observed - forecast
     tail = (1 - coverage) / 2
     return np.nanquantile(residual, tail, axis=0), np.nanquantile(residual, 1 - tail, axis=0)
-
-
-def interval_coverage(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray, scored: np.ndarray) -> dict[str, Any]:
-    inside = (observed >= lower) & (observed <= upper)
-    by_horizon = [float(inside[scored[:, h], h].mean()) for h in range(observed.shape[1])]
-    return {"coverage_80": float(inside[scored].mean()), "coverage_by_horizon": by_horizon,
-            "mean_width_by_horizon": [float(np.mean(upper[scored[:, h], h] - lower[scored[:, h], h])) for h in range(observed.shape[1])]}
 
 
 def model_forecasts(model_dir: Path, features: dict[str, pd.DataFrame], plan: WindowPlan, station: str,

@@ -69,5 +69,55 @@ def uci_frame(hours: int, start: str = "2010-01-01", seed: int = 0) -> pd.DataFr
     })[UCI_COLUMNS]
 
 
+MULTISITE_DIR = REAL_CSV.parent / "beijing-multisite"
+MULTISITE_COLUMNS = ["No", "year", "month", "day", "hour", "PM2.5", "PM10", "SO2", "NO2", "CO", "O3", "TEMP", "PRES",
+                     "DEWP", "RAIN", "wd", "WSPM", "station"]
+
+
+def multisite_frame(hours: int, station: str, start: str = "2013-03-01", seed: int = 0) -> pd.DataFrame:
+    """A small station table in the UCI multi-site layout with plausible random readings."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(start, periods=hours, freq="h")
+    pollutants = {name: rng.uniform(2, 300, hours).round(1) for name in ("PM2.5", "PM10", "SO2", "NO2", "CO", "O3")}
+    return pd.DataFrame({
+        "No": np.arange(1, hours + 1),
+        "year": stamps.year, "month": stamps.month, "day": stamps.day, "hour": stamps.hour, **pollutants,
+        "TEMP": rng.uniform(-10, 30, hours).round(1), "PRES": rng.uniform(1000, 1035, hours).round(1),
+        "DEWP": rng.uniform(-20, 20, hours).round(1), "RAIN": 0.0,
+        "wd": rng.choice(["N", "NE", "E", "SE", "S", "SW", "W", "NW"], hours), "WSPM": rng.uniform(0, 8, hours).round(1),
+        "station": station,
+    })[MULTISITE_COLUMNS]
+
+
+@pytest.fixture(scope="session")
+def multisite_dir() -> Path:
+    """The nine real multi-site station files from ../shared/data (never copied into the project)."""
+    assert len(list(MULTISITE_DIR.glob("*.csv"))) >= 2, f"the real multi-site files are needed: {MULTISITE_DIR}"
+    return MULTISITE_DIR
+
+
+@pytest.fixture(scope="session")
+def network_home(prefect_server, multisite_dir, tmp_path_factory) -> tuple[Path, dict]:
+    """One real run of the training flow on the nine real station files (one epoch), shared by the tests that read it."""
+    from flows.train import train_pm25
+
+    home = tmp_path_factory.mktemp("network")
+    return home, train_pm25(source=str(multisite_dir), home=str(home), max_epochs=1)
+
+
 def csv_bytes(frame: pd.DataFrame, line_end: str = "\r\n") -> bytes:
     return frame.to_csv(index=False, lineterminator=line_end, na_rep="NA").encode()
+
+
+def canonical_frame(frame: pd.DataFrame, station: str = "US_Embassy") -> pd.DataFrame:
+    """A table in the UCI embassy layout, parsed and mapped onto the canonical columns."""
+    from tasks.dataset import to_canonical
+    from tasks.ingest import EXPECTATIONS_DIR, parse_csv
+    from tasks.layouts import known_layouts
+
+    embassy = next(layout for layout in known_layouts(EXPECTATIONS_DIR) if layout.name == "uci_embassy")
+    return to_canonical(parse_csv(csv_bytes(frame), "tiny.csv"), embassy, station)
+
+
+EMBASSY_INPUTS = ["dewp", "temp", "pres", "wind_run", "snow_hours", "rain_hours"]
+EMBASSY_WINDS = ["NE", "NW", "SE", "cv"]

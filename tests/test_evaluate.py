@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from tasks.evaluate import (
-    climatology, fit_climatology, fit_interval_offsets, interval_coverage, persistence, score, scored_cells, seasonal_naive,
+    climatology, coverage_from_predictions, fit_climatology, fit_interval_offsets, metrics_from_predictions, persistence,
+    score, scored_cells, seasonal_naive,
 )
 
 
@@ -62,5 +63,29 @@ def test_conformal_intervals_cover_the_calibrated_share_of_similar_outcomes():
     lower, upper = fit_interval_offsets(calibration, forecast, coverage=0.8)
     assert upper[1] > upper[0] > 0 > lower[0] > lower[1]  # wider where errors are larger
     fresh = rng.normal(0, [1.0, 3.0], size=(20000, 2))
-    result = interval_coverage(fresh, forecast + lower, forecast + upper, np.ones_like(fresh, dtype=bool))
+    table = pd.DataFrame({"horizon": np.tile([1, 2], 20000), "observed": fresh.ravel(), "scored": True,
+                          "lstm_lower": (forecast + lower).ravel(), "lstm_upper": (forecast + upper).ravel()})
+    result = coverage_from_predictions(table, horizon=2)
     assert result["coverage_80"] == pytest.approx(0.8, abs=0.01)
+    assert result["coverage_by_horizon"] == pytest.approx([0.8, 0.8], abs=0.015)
+
+
+def long_table(station: str, observed: list[float], forecast: list[float], scored: list[bool]) -> pd.DataFrame:
+    """One horizon-1 row per hour of a station's predictions table."""
+    return pd.DataFrame({"station": station, "horizon": 1, "observed": observed, "lstm": forecast, "scored": scored})
+
+
+def test_pooled_scores_are_over_every_stations_scored_hours_and_per_station_scores_over_its_own():
+    a = long_table("A", [10.0, 20.0, 30.0], [12.0, 20.0, 99.0], [True, True, False])  # errors 2, 0 (third not scored)
+    b = long_table("B", [5.0, 5.0], [1.0, 5.0], [True, True])  # errors -4, 0
+    pooled = metrics_from_predictions(pd.concat([a, b]), horizon=1, models=["lstm"])["lstm"]["h1"]
+    assert pooled["n"] == 4
+    assert pooled["rmse"] == pytest.approx(np.sqrt((4 + 0 + 16 + 0) / 4)) and pooled["mae"] == pytest.approx(6 / 4)
+    alone = metrics_from_predictions(a, horizon=1, models=["lstm"])["lstm"]
+    assert alone["h1"] == {"rmse": pytest.approx(np.sqrt(2)), "mae": 1.0, "n": 2}
+    assert alone["rmse_by_horizon"] == [pytest.approx(np.sqrt(2))]
+
+
+def test_a_horizon_with_no_scored_hour_has_no_score():
+    table = long_table("A", [1.0], [1.0], [False])
+    assert metrics_from_predictions(table, horizon=1, models=["lstm"])["lstm"]["h1"] == {"rmse": None, "mae": None, "n": 0}

@@ -19,8 +19,10 @@ def test_flow_writes_every_output(trained_home):
         assert (latest / name).is_file(), name
     assert latest.resolve() == Path(result["run_dir"]).resolve()
     assert (home / "reports" / "data_quality" / "index.html").is_file()
+    assert result["stations"] == ["US_Embassy"] and result["left_out"] == {}
     model_dir = Path(result["model"]).parent
-    for name in ("model.keras", "preprocessing.json", "windows.json", "training_log.csv", "training.json"):
+    for name in ("model.keras", "network.json", "preprocessing/US_Embassy.json", "windows.json", "training_log.csv",
+                 "training.json"):
         assert (model_dir / name).is_file(), name
     assert "data_quality/index.html" in (latest / "report.md").read_text()
     registry = json.loads((home / "models" / "registry.json").read_text())
@@ -58,7 +60,7 @@ def test_metrics_and_report_hold_the_validation_span_scores_that_settings_are_ch
 def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv, caplog):
     home, first = trained_home
     again = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
-    for stage in ("ingest", "validation", "preprocess", "training", "evaluation", "plots", "forecast"):
+    for stage in ("ingest", "validation", "dataset", "preprocess", "training", "evaluation", "plots", "forecast"):
         assert f"{stage} cache hit" in caplog.text, stage
     assert json.loads((Path(again["run_dir"]) / "metrics.json").read_text()) == json.loads(
         (Path(first["run_dir"]) / "metrics.json").read_text())
@@ -99,4 +101,5 @@ def test_out_of_range_value_stops_the_flow_naming_rule_column_and_rows(real_line
     message = str(failure.value)
     assert "expect_column_values_to_be_between" in message and "'PRES'" in message and "rows [100]" in message
     assert not (tmp_path / "home" / "models").exists()
-    assert (tmp_path / "home" / "reports" / "data_quality" / "index.html").is_file()
+    docs = message[message.index("Data Docs: ") + len("Data Docs: "):].split()[0]
+    assert docs.startswith(str(tmp_path / "home" / "reports" / "data_quality")) and Path(docs).is_file()

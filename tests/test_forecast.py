@@ -19,7 +19,8 @@ def test_forecast_flow_writes_the_champions_next_24_hours(trained_home, real_csv
     payload = json.loads(Path(result["json"]).read_text())
     table = pd.read_csv(result["csv"])
     assert payload["model_version"] == champion(home / "models").version == result["model_version"]
-    assert payload["origin"] == "2014-12-31T23:00:00+08:00" and payload["origin_observed"]
+    assert payload["origin"] == "2014-12-31T23:00:00+08:00" and payload["origin_observed"] == {"US_Embassy": True}
+    assert payload["stations"] == result["stations"] == ["US_Embassy"] and set(table["station"]) == {"US_Embassy"}
     times = pd.to_datetime(table["target_time"])
     assert len(table) == 24 and times.iloc[0] == pd.Timestamp("2015-01-01T00:00:00+08:00")
     assert (times.diff().dropna() == pd.Timedelta(hours=1)).all()

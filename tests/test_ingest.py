@@ -35,7 +35,7 @@ def test_unusual_but_valid_csv_is_accepted(caplog):
 
 
 def test_missing_column_is_refused_by_name():
-    with pytest.raises(DataError, match=r"required column\(s\) \['PRES'\] missing"):
+    with pytest.raises(DataError, match=r"required column\(s\) \['PRES'\] missing \(rule: required columns of layout uci_embassy"):
         parse_csv(csv_bytes(uci_frame(3).drop(columns="PRES")), "bad.csv")
 
 
@@ -47,7 +47,7 @@ def test_non_numeric_text_names_column_and_rows():
 
 
 @pytest.mark.parametrize("data, message", [(b"", "empty"), (b"\xff\xfe\x00bad", "not UTF-8"),
-                                          (",".join(["No", "year"]).encode() + b"\r\n", "missing")])
+                                          (",".join(["No", "year"]).encode() + b"\r\n", "no known file layout")])
 def test_unreadable_files_are_refused(data, message):
     with pytest.raises(DataError, match=message):
         parse_csv(data, "bad.csv")
@@ -64,13 +64,14 @@ def test_impossible_dates_become_missing_timestamps_for_the_suite_to_flag():
 def test_fetch_copies_by_content_and_ingest_hits_its_cache(tmp_path, caplog):
     source = tmp_path / "input.csv"
     source.write_bytes(csv_bytes(uci_frame(30)))
-    fetched = fetch_source(str(source), tmp_path / "cache", timeout_seconds=5)
+    [fetched] = fetch_source(str(source), tmp_path / "cache", timeout_seconds=5)
     assert fetched.path.read_bytes() == source.read_bytes() and fetched.path.stem == fetched.sha256
     first = ingest_source(fetched, tmp_path / "raw", EXPECTATIONS, tmp_path / "docs")
-    modified = first.stat().st_mtime_ns
+    assert (first.layout, first.station) == ("uci_embassy", "US_Embassy")
+    modified = first.path.stat().st_mtime_ns
     with caplog.at_level(logging.INFO):
         again = ingest_source(fetched, tmp_path / "raw", EXPECTATIONS, tmp_path / "docs")
-    assert again == first and again.stat().st_mtime_ns == modified
+    assert again == first and again.path.stat().st_mtime_ns == modified
     assert "ingest cache hit" in caplog.text
 
 
@@ -82,8 +83,8 @@ def test_known_file_with_wrong_checksum_is_refused(tmp_path):
 
 
 def test_real_file_passes_its_checksum_and_parses(real_csv, tmp_path):
-    fetched = fetch_source(str(real_csv), tmp_path / "cache", timeout_seconds=5)
-    frame = pd.read_parquet(ingest_source(fetched, tmp_path / "raw", EXPECTATIONS, tmp_path / "docs"))
+    [fetched] = fetch_source(str(real_csv), tmp_path / "cache", timeout_seconds=5)
+    frame = pd.read_parquet(ingest_source(fetched, tmp_path / "raw", EXPECTATIONS, tmp_path / "docs").path)
     assert len(frame) == 43824 and frame["pm2.5"].isna().sum() == 2067
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from flows.cli import main
-from tasks import storage
 from tasks.errors import RegistryError
 from tasks.promote import register_and_promote
 from tasks.registry import REGISTRY_FILE, champion, read_registry
@@ -34,14 +33,14 @@ def derived_model(trained_dir: Path, models_dir: Path, name: str, change_bias: f
 
 
 @pytest.fixture()
-def candidates(trained_home, real_csv, tmp_path):
+def candidates(trained_home, tmp_path):
     home, result = trained_home
     trained_dir = Path(result["model"]).parent
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     return {
         "models_dir": models_dir,
-        "raw_path": home / "data" / "raw" / f"{storage.sha256_file(real_csv)}.parquet",  # other tests ingest bad files here
+        "dataset_path": Path(result["dataset"]),
         "metrics_path": home / "reports" / "latest" / "metrics.json",
         "bad": derived_model(trained_dir, models_dir, "bad", change_bias=3.0),  # always +3 σ: far too high
         "trained": derived_model(trained_dir, models_dir, "trained", change_bias=None),
@@ -50,7 +49,7 @@ def candidates(trained_home, real_csv, tmp_path):
 
 
 def register(candidates, name: str):
-    return register_and_promote(candidates["models_dir"], candidates[name], candidates["raw_path"],
+    return register_and_promote(candidates["models_dir"], candidates[name], candidates["dataset_path"],
                                 candidates["metrics_path"], f"run-{name}", "sha", {"seed": 42}, TEST_DAYS)
 
 
@@ -104,7 +103,8 @@ def test_models_command_marks_the_champion(candidates, capsys):
     home = candidates["models_dir"].parent
     assert main(["models", "--home", str(home)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].startswith("  ") and "v1" in lines[1] and "no champion yet" in lines[1]
-    assert lines[2].startswith("*") and "v2" in lines[2] and "beats champion v1" in lines[2]
+    assert lines[0] == "champion v2 forecasts: US_Embassy"
+    assert lines[2].startswith("  ") and "v1" in lines[2] and "no champion yet" in lines[2]
+    assert lines[3].startswith("*") and "v2" in lines[3] and "beats champion v1" in lines[3]
     assert main(["models", "--home", str(home), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["champion"] == 2

@@ -15,7 +15,8 @@ EXPECTATIONS = PROJECT_ROOT / "expectations"
 @pytest.fixture(scope="module")
 def real_table(real_csv, tmp_path_factory) -> pd.DataFrame:
     folder = tmp_path_factory.mktemp("ingested")
-    return pd.read_parquet(ingest_source(fetch_source(str(real_csv), folder, 5), folder, EXPECTATIONS, folder / "docs"))
+    [fetched] = fetch_source(str(real_csv), folder, 5)
+    return pd.read_parquet(ingest_source(fetched, folder, EXPECTATIONS, folder / "docs").path)
 
 
 def check(frame: pd.DataFrame, folder: Path):

@@ -81,7 +81,8 @@ BAD_INPUTS: dict[str, tuple[Callable[[str, list[str]], str | bytes], list[str]]]
     "truncated last row": (lambda h, r: h + "".join(r[:-1]) + r[-1][:20], ["row(s) [43824] have 6 field(s) where the header has 13"]),
     "semicolon delimiter": (lambda h, r: (h + "".join(r)).replace(",", ";"), ["looks delimited by ';'"]),
     "not text": (lambda h, r: (h + "".join(r[:50])).encode("utf-16"), ["not UTF-8 text"]),
-    "target never observed": (never_observed, ["expect_column_values_to_not_be_null", "'pm2.5'"]),
+    "target never observed": (never_observed, ["no station is left to forecast", "station US_Embassy",
+                                               "expect_column_values_to_not_be_null", "'pm25'"]),
     "too little data": (lambda h, r: h + "".join(r[: 2 * 8760]), ["expect_table_row_count_to_be_between", "observed 17520"]),
 }
 
@@ -94,7 +95,8 @@ def write_variant(real_lines: list[str], path: Path, edit) -> Path:
 
 def snapshot(home: Path) -> dict[str, str]:
     """sha256 of every file a run keeps (data, models, registry, run reports, forecast), and where latest points."""
-    kept = [path for folder in ("data/raw", "data/features", "data/validated", "models", "reports/runs", "reports/forecast")
+    kept = [path for folder in ("data/raw", "data/dataset", "data/features", "data/validated", "models", "reports/runs",
+                                "reports/forecast")
             for path in sorted((home / folder).rglob("*")) if path.is_file()]
     digest = {str(path.relative_to(home)): hashlib.sha256(path.read_bytes()).hexdigest() for path in kept}
     digest["reports/latest ->"] = str((home / "reports" / "latest").resolve())
@@ -125,14 +127,16 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(case, trained_home, re
 @pytest.mark.parametrize(("case", "suite"), [("pressure in Pa", "pm25_raw"), ("missing column", "pm25_structure"),
                                            ("non-numeric text", "pm25_structure"), ("truncated last row", "pm25_structure"),
                                            ("not text", "pm25_structure")])
-def test_data_docs_show_the_failure(case, suite, trained_home, real_lines, tmp_path):
+def test_data_docs_show_the_failure(case, suite, trained_home, real_lines, tmp_path, capfd):
     home, _ = trained_home
     source = write_variant(real_lines, tmp_path / "bad.csv", BAD_INPUTS[case][0])
     assert main(["validate", "--source", str(source), "--home", str(home)]) == 1
-    summary = json.loads((home / "reports" / "data_quality" / "summary.json").read_text())
+    docs = Path(re.search(r"Data Docs: (\S+)", capfd.readouterr().err).group(1)).parent
+    assert docs.is_relative_to(home / "reports" / "data_quality")
+    summary = json.loads((docs / "summary.json").read_text())
     assert summary["source"] == str(source) and not summary["passed"]
     failed = summary["failed_critical"][0]
-    newest = max((home / "reports" / "data_quality" / "validations").rglob("*.html"), key=lambda page: page.stat().st_mtime)
+    newest = max((docs / "validations").rglob("*.html"), key=lambda page: page.stat().st_mtime)
     page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", newest.read_text()))
     assert f"Expectation Suite: {suite} Data asset: None Status: Failed" in page
     assert failed["column"] is None or failed["column"] in page
