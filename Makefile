@@ -40,9 +40,10 @@ serve: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The seed recipe beside the default run, with an ablation ladder: reports/bench/bench.json and bench.md (~19 min).
+# The seed recipe beside the default run, with an ablation ladder, and the network of stations with threads and with
+# Dask: reports/bench/bench.json and bench.md. BENCH_ARGS="--only network" runs the network rows alone.
 bench: install
-	$(BIN)/python tests/benchmark.py
+	$(BIN)/python tests/benchmark.py $(BENCH_ARGS)
 
 # Candidate model settings × seeds scored on the validation span only: reports/sweep/sweep.json and sweep.md (~20 min).
 sweep: install

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     def _source_scheme_is_supported(cls, value: str) -> str:
         for entry in value.split(","):
             if "://" in entry and not entry.strip().lower().startswith(("http://", "https://")):
-                raise ValueError(f"source must be http(s) URLs or local paths, got {entry.strip()!r}")
+                raise ValueError(f"each source must be an http(s) URL or a local path, got {entry.strip()!r}")
         return value
 
     @classmethod

@@ -10,7 +10,12 @@ Writes reports/bench/bench.json and bench.md:
   (PM25_SERVER_IDLE_SECONDS=0), and against a server started beforehand (PREFECT_API_URL set);
 - an ablation ladder from the seed recipe to the project's recipe, one change per step, then the default
   run with one of its model choices undone at a time (leave-one-out, same data and features);
-- window building: the seed's Python loop against the project's strided view.
+- window building: the seed's Python loop against the project's strided view;
+- the network: a default `pm25 run` on every station file of the multi-site folder, with the thread task runner
+  and with a temporary local Dask cluster of one single-threaded worker per core, each on a fresh home, with
+  wall time and the peak memory of the whole process tree (the Dask workers included).
+
+`--only network` runs the network rows alone (into bench_network.json / .md).
 
 Every model is scored on the 2014 test year's observed hours, from origins with an observed reading.
 Each step runs in its own process, so its peak memory (ru_maxrss from wait4) is its own.
@@ -24,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +48,9 @@ OUTPUT_DIR = PROJECT_ROOT / "reports" / "bench"
 HOURS = 24
 LOOKBACK = 24
 WEATHER_4 = ["DEWP", "TEMP", "PRES", "Iws"]
+WEATHER_4_CANONICAL = ["dewp", "temp", "pres", "wind_run"]  # the same four, as the features table names them
+MULTISITE = PROJECT_ROOT.parent / "shared" / "data" / "beijing-multisite"
+SAMPLE_SECONDS = 0.5
 REPORTED = (1, 3, 6, 12, 24)
 
 # Ablation steps between the seed recipe and the project's model (1-hour models with the seed's network).
@@ -134,7 +143,7 @@ def step(name: str, raw_path: Path, features_path: Path, seed: int) -> dict:
         unscale = lambda z: z * (high[4] - low[4]) + low[4]  # noqa: E731
         loss, batch, patience = "mse", 32, 10
     else:
-        columns = {"honest": WEATHER_4, "past_pm25": [*WEATHER_4, "pm25_z", "pm25_observed"],
+        columns = {"honest": WEATHER_4_CANONICAL, "past_pm25": [*WEATHER_4_CANONICAL, "pm25_z", "pm25_observed"],
                    "all_features": None}[name]
         params = storage.read_json(features_path.parent / "preprocessing.json")
         columns = columns or params["feature_columns"]
@@ -221,6 +230,60 @@ def wait_for_retirement(prefect_home: Path, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def run_tree_sampled(arguments: list[str], env: dict[str, str]) -> dict:
+    """Run a child process; return its JSON output with wall seconds and the peak of the summed memory (RSS) of
+    it and all its descendants, sampled every SAMPLE_SECONDS (Dask's worker processes are descendants)."""
+    import psutil
+
+    started = time.perf_counter()
+    process = subprocess.Popen(arguments, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    root, peak = psutil.Process(process.pid), 0
+    output = []
+    reader = threading.Thread(target=lambda: output.append(process.stdout.read()))
+    reader.start()
+    while process.poll() is None:
+        total = 0
+        for member in [root, *root.children(recursive=True)]:
+            try:
+                total += member.memory_info().rss
+            except psutil.Error:
+                pass  # ended between the listing and the reading
+        peak = max(peak, total)
+        time.sleep(SAMPLE_SECONDS)
+    reader.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{arguments} failed with {process.returncode}")
+    text = "".join(output)
+    result = json.loads(text[text.index("{"):])
+    return {**result, "wall_seconds": round(time.perf_counter() - started, 1), "peak_tree_mb": round(peak / 2**20)}
+
+
+def network_runs(work: Path, source: Path) -> dict:
+    """The default `pm25 run` on a folder of station files, with threads and with a local Dask cluster."""
+    rows = {}
+    for runner in ("threads", "dask"):
+        env = prefect_environment(work / "prefect") | {"PM25_TASK_RUNNER": runner, "PM25_SERVER_IDLE_SECONDS": "0"}
+        run = run_tree_sampled([str(Path(sys.executable).parent / "pm25"), "run", "--source", str(source), "--home",
+                                str(work / f"network_{runner}")], env)
+        metrics = storage.read_json(Path(run["run_dir"]) / "metrics.json")
+        rows[runner] = {"wall_seconds": run["wall_seconds"], "peak_tree_mb": run["peak_tree_mb"],
+                        "stations": len(run["stations"]),
+                        "rmse": {name: {f"h{h}": round(metrics["models"][name][f"h{h}"]["rmse"], 2) for h in REPORTED}
+                                 for name in ("lstm", "lstm_station", "gbm", "persistence")}}
+        print(runner, rows[runner], flush=True)
+    return rows
+
+
+def network_markdown(rows: dict) -> str:
+    lines = ["| task runner | stations | wall s | peak MB (process tree) | lstm RMSE 1 / 6 / 24 h |", "|---|---|---|---|---|"]
+    for runner, row in rows.items():
+        rmse = row["rmse"]["lstm"]
+        name = {"threads": "threads (default)", "dask": f"local Dask cluster, {os.cpu_count()} workers × 1 thread"}[runner]
+        lines.append(f"| {name} | {row['stations']} | {row['wall_seconds']} | {row['peak_tree_mb']} | "
+                     f"{rmse['h1']} / {rmse['h6']} / {rmse['h24']} |")
+    return "\n".join(lines) + "\n"
+
+
 def runs_without_a_kept_server(work: Path, source: str) -> tuple[dict, dict]:
     """A full and a second `pm25 run` whose temporary servers end with them: each run boots its own."""
     runs = []
@@ -302,6 +365,8 @@ def main() -> int:
     parser.add_argument("--features", help=argparse.SUPPRESS)
     parser.add_argument("--source", default=os.environ.get("PM25_SOURCE", Settings().source))
     parser.add_argument("--seed", type=int, default=Settings().seed)
+    parser.add_argument("--network-source", default=str(MULTISITE), help="folder of station files for the network rows")
+    parser.add_argument("--only", choices=["network"], help="run only these rows")
     arguments = parser.parse_args()
     if arguments.step:
         print(json.dumps(step(arguments.step, Path(arguments.raw), Path(arguments.features), arguments.seed)))
@@ -309,6 +374,11 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="pm25-bench-"))
     database_seconds = create_prefect_database(work / "prefect")
+    network = network_runs(work, Path(arguments.network_source))
+    if arguments.only == "network":
+        report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU", "network": network}
+        write_outputs(OUTPUT_DIR, "bench_network", report, network_markdown(network))
+        return 0
     unkept_full, unkept_second = runs_without_a_kept_server(work, arguments.source)
     default = pm25_run(work / "home", arguments.source, work / "prefect")
     second = pm25_run(work / "home", arguments.source, work / "prefect")
@@ -334,9 +404,10 @@ def main() -> int:
         "persistence": {f"h{h}": round(metrics["models"]["persistence"][f"h{h}"]["rmse"], 2) for h in REPORTED},
         "gbm": {f"h{h}": round(metrics["models"]["gbm"][f"h{h}"]["rmse"], 2) for h in REPORTED},
         "windows": window_speed(features_path),
+        "network": network,
         "settings": {"min_train_days": MIN_TRAIN_DAYS, "validation_days": VALIDATION_DAYS, "test_days": TEST_DAYS},
     }
-    write_outputs(OUTPUT_DIR, "bench", report, markdown(report))
+    write_outputs(OUTPUT_DIR, "bench", report, markdown(report) + "\n" + network_markdown(network))
     return 0
 
 

@@ -7,7 +7,9 @@ import pytest
 from tasks.errors import DataError
 from tasks.ingest import fetch_source, ingest_source
 from tasks.settings import PROJECT_ROOT
-from tasks.validate import SUITE_FILE, validate_table, validate_with_cache
+from tasks.dataset import to_canonical
+from tasks.layouts import known_layouts
+from tasks.validate import SUITE_FILE, validate_network, validate_table, validate_with_cache
 
 EXPECTATIONS = PROJECT_ROOT / "expectations"
 
@@ -62,13 +64,8 @@ def _impossible_date(frame):
     return "timestamp", "expect_column_values_to_not_be_null", [4]
 
 
-def _mostly_missing_target(frame):
-    frame["pm2.5"] = float("nan")
-    return "pm2.5", "expect_column_values_to_not_be_null", []
-
-
 @pytest.mark.parametrize("corrupt", [_pressure_in_pascal, _negative_pm25, _unknown_wind, _duplicate_hour,
-                                     _impossible_date, _mostly_missing_target])
+                                     _impossible_date])
 def test_each_broken_rule_is_named_with_column_and_rows(real_table, tmp_path, corrupt):
     frame = real_table.copy()
     column, expectation, rows = corrupt(frame)
@@ -77,6 +74,15 @@ def test_each_broken_rule_is_named_with_column_and_rows(real_table, tmp_path, co
     failure = next(f for f in summary.failed_critical if f.column == column and f.expectation == expectation)
     assert failure.example_rows[: len(rows)] == rows
     assert column in summary.error_message() and expectation in summary.error_message()
+
+
+def test_the_network_suite_leaves_out_a_station_whose_pm25_is_mostly_missing(real_table, tmp_path):
+    layout = next(item for item in known_layouts(EXPECTATIONS) if item.name == "uci_embassy")
+    good = to_canonical(real_table, layout, "Good")
+    blind = to_canonical(real_table.assign(**{"pm2.5": float("nan")}), layout, "Blind")
+    summary = validate_network({"Good": good, "Blind": blind}, EXPECTATIONS, tmp_path / "docs")
+    assert summary.stations == ["Good"] and list(summary.left_out) == ["Blind"]
+    assert "expect_column_values_to_not_be_null" in summary.left_out["Blind"] and "'pm25'" in summary.left_out["Blind"]
 
 
 def test_too_few_rows_fails_the_row_count_rule(real_table, tmp_path):
