@@ -9,7 +9,6 @@ from prefect import flow, get_run_logger
 from tasks.dataset import ValidatedDataset, dataset_task
 from tasks.ingest import fetch_with_retries, flatten, ingest_task, resolve_sources_task
 from tasks.layout import Layout
-from tasks.layouts import known_layouts
 from tasks.runners import task_runner_for
 from tasks.settings import Settings
 from tasks.validate import validate_task
@@ -28,10 +27,7 @@ def validated_dataset(settings: Settings) -> ValidatedDataset:
     fetch = fetch_with_retries(settings.download_retries, settings.retry_delay_seconds)
     fetched = flatten(fetch.map(entries, layout.source_cache, settings.download_timeout_seconds).result())
     files = ingest_task.map(fetched, layout.raw, settings.expectations_dir, layout.data_docs).result()
-    suites = {item.name: item.suite for item in known_layouts(settings.expectations_dir)}
-    validate_task.map([item.path for item in files], [item.origin for item in files], [item.station for item in files],
-                      [suites[item.layout] for item in files], settings.expectations_dir, layout.data_docs,
-                      layout.validated).result()
+    validate_task.map(files, settings.expectations_dir, layout.data_docs, layout.validated).result()
     return dataset_task.submit(files, layout.datasets, settings.expectations_dir, layout.data_docs,
                                layout.validated).result()
 

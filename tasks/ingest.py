@@ -9,6 +9,7 @@ import http.client
 import io
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
 import zipfile
@@ -31,6 +32,7 @@ TIMEZONE = "Asia/Shanghai"
 EXAMPLE_ROWS = 5
 OTHER_DELIMITERS = (";", "\t", "|")
 SOURCE_SEPARATOR = ","
+STATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
 log = logging.getLogger(__name__)
@@ -265,6 +267,9 @@ def file_station(frame: pd.DataFrame, layout: FileLayout, name: str) -> str:
     if named.empty:
         raise DataError(f"{name}: column {layout.station_column!r} names no station (rule: station named)")
     station = str(named.mode().iloc[0])
+    if not STATION_NAME.fullmatch(station):
+        raise DataError(f"{name}: column {layout.station_column!r} names station {station!r}, which is not a plain name "
+                        "(rule: station names are letters, digits, spaces, '.', '_' and '-'; they name folders)")
     expected = layout.station_in_file_name(name)
     if expected is not None and expected != station:
         raise DataError(f"{name}: column {layout.station_column!r} names station {station!r}, but the file name "

@@ -73,3 +73,8 @@ def new_run_id(flow_run_id: str | None) -> str:
     """Sortable and unique: UTC time plus the start of the Prefect flow run id."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{(flow_run_id or 'local')[:8]}"
+
+
+def artifact_key(name: str) -> str:
+    """Prefect artifact keys take lower-case letters, digits and dashes only."""
+    return "".join(character if character.isalnum() else "-" for character in name.lower())

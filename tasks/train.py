@@ -352,10 +352,13 @@ def train_task(name: str, feature_paths: dict[str, Path], params_paths: dict[str
     """`name` says which model this is (the network's, or one station's) in the UI."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+    from tasks.layout import artifact_key
+
     if is_trained(model_dir):  # a cache hit: no epochs to show
         return train_model(feature_paths, params_paths, plan_path, model_dir, config)
-    progress = create_progress_artifact(progress=0.0, description=f"Training {name}: epochs (at most {config.max_epochs}; "
-                                        "early stopping may end sooner)")
+    progress = create_progress_artifact(progress=0.0, key=f"training-progress-{artifact_key(name)}",
+                                        description=f"Training {name}: epochs (at most {config.max_epochs}; "
+                                                    "early stopping may end sooner)")
 
     def report(epoch: int, logs: dict[str, float]) -> None:
         update_progress_artifact(progress, progress=100.0 * epoch / config.max_epochs)

@@ -7,13 +7,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
+from tasks.layout import artifact_key
+from tasks.layouts import known_layouts
+
+if TYPE_CHECKING:
+    from tasks.ingest import IngestedFile
 from tasks.errors import DataError
 
 SUITE_FILE = "pm25_raw.json"
@@ -279,25 +284,20 @@ def file_docs_dir(docs_dir: Path, station: str, sha256: str) -> Path:
     return docs_dir / "files" / f"{station}-{sha256[:12]}"
 
 
-@task(cache_policy=NO_CACHE, name="validate", task_run_name="validate {station} ({data_path.name})")
-def validate_task(data_path: Path, source: str, station: str, suite_file: str, expectations_dir: Path, docs_dir: Path,
-                  cache_dir: Path) -> ValidationSummary:
+@task(cache_policy=NO_CACHE, name="validate", task_run_name="validate {ingested.station} ({ingested.sha256:.12})")
+def validate_task(ingested: IngestedFile, expectations_dir: Path, docs_dir: Path, cache_dir: Path) -> ValidationSummary:
     """One source file against its layout's suite; its Data Docs go to `file_docs_dir`."""
     from prefect.artifacts import create_table_artifact
 
     def publish(summary: ValidationSummary) -> None:
         verdict = "passed" if summary.passed else f"FAILED {len(summary.failed_critical)} critical rule(s)"
         create_table_artifact(
-            summary_rows(summary), key=f"pm25-data-quality-{artifact_key(station)}",
+            summary_rows(summary), key=f"pm25-data-quality-{artifact_key(ingested.station)}",
             description=f"Data quality of {summary.source} ({summary.rows} rows): {verdict}, "
                         f"{len(summary.warnings)} warning(s). Data Docs: {summary.docs_index}",
         )
 
-    return validate_with_cache(data_path, source, expectations_dir,
-                               file_docs_dir(docs_dir, station, data_path.stem), cache_dir, on_summary=publish,
-                               suite_file=suite_file)
-
-
-def artifact_key(name: str) -> str:
-    """Prefect artifact keys take lower-case letters, digits and dashes only."""
-    return "".join(character if character.isalnum() else "-" for character in name.lower())
+    suite = next(layout.suite for layout in known_layouts(expectations_dir) if layout.name == ingested.layout)
+    return validate_with_cache(ingested.path, ingested.origin, expectations_dir,
+                               file_docs_dir(docs_dir, ingested.station, ingested.sha256), cache_dir,
+                               on_summary=publish, suite_file=suite)

@@ -94,6 +94,13 @@ def test_a_file_naming_another_station_inside_is_refused_naming_file_column_and_
     assert "names 'Guanyuan' (rule: station matches file name)" in message and "rows [1, 2, 3, 4, 5]" in message
 
 
+@pytest.mark.parametrize("station", ["../../etc", ".hidden", "a/b"])
+def test_a_station_name_that_is_not_a_plain_name_is_refused(tmp_path, station):
+    path = station_file(tmp_path, station, name="stations.csv")
+    with pytest.raises(DataError, match=r"not a plain name \(rule: station names are letters"):
+        ingest_all([path], tmp_path)
+
+
 def test_the_same_station_in_two_files_is_refused(tmp_path):
     first = station_file(tmp_path, "A", name="one.csv")
     second = station_file(tmp_path, "A", name="two.csv", seed=5)

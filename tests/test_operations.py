@@ -119,11 +119,15 @@ def test_triggered_nightly_run_completes_with_artifacts_registry_and_forecast(se
     assert flow_run.state.is_completed() and flow_run.name.startswith("train PRSA_data_2010.1.1-2014.12.31.csv")
     assert flow_run.parameters["max_epochs"] == 1
     by_key = {artifact.key: artifact for artifact in artifacts}
-    assert {"pm25-metrics", "pm25-report", "pm25-data-quality", "training-progress", "pm25-forecast"} <= set(by_key)
+    assert {"pm25-metrics", "pm25-report", "pm25-data-quality-us-embassy", "pm25-network-quality",
+            "training-progress-network", "pm25-forecast"} <= set(by_key)
     assert by_key["pm25-metrics"].type == "table" and "lstm" in json.dumps(by_key["pm25-metrics"].data)
     assert by_key["pm25-report"].type == "markdown" and "](data:image/png;base64," in by_key["pm25-report"].data
-    assert by_key["pm25-data-quality"].type == "table" and "data_quality/index.html" in by_key["pm25-data-quality"].description
-    assert by_key["training-progress"].type == "progress" and float(by_key["training-progress"].data) == 100.0
+    file_quality, network_quality = by_key["pm25-data-quality-us-embassy"], by_key["pm25-network-quality"]
+    assert file_quality.type == "table" and "data_quality/files/US_Embassy-" in file_quality.description
+    assert network_quality.type == "table" and "data_quality/index.html" in network_quality.description
+    progress = by_key["training-progress-network"]
+    assert progress.type == "progress" and float(progress.data) == 100.0
     registry = json.loads((home / "models" / "registry.json").read_text())
     assert registry["champion"] == 1 and registry["versions"][0]["run_id"].endswith(str(flow_run_id)[:8])
     forecast = json.loads((home / "reports" / "forecast" / "latest.json").read_text())
