@@ -43,11 +43,11 @@ test: install-dev
 # The seed recipe beside the default run, with an ablation ladder, and the network of stations with threads and with
 # Dask: reports/bench/bench.json and bench.md. BENCH_ARGS="--only network" runs the network rows alone.
 bench: install
-	$(BIN)/python tests/benchmark.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/benchmark.py $(BENCH_ARGS)
 
 # Candidate model settings × seeds scored on the validation span only: reports/sweep/sweep.json and sweep.md (~20 min).
 sweep: install
-	$(BIN)/python tests/sweep.py $(SWEEP_ARGS)
+	$(BIN)/python benchmarks/sweep.py $(SWEEP_ARGS)
 
 clean:
 	rm -rf pm25_home .pytest_cache

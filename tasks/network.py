@@ -1,6 +1,7 @@
 """The network's model inputs: each station's own features, and, when the model covers several stations,
-every station's recent PM2.5 and its last change (PM2.5 reaches a station from its upwind neighbours hours
-later) and a one-hot of which station a sample belongs to, so one model serves them all.
+every station's recent PM2.5 and weather changes (PM2.5 reaches a station from its upwind neighbours hours
+later, and the air that clears it reaches the outer stations first) and a one-hot of which station a sample
+belongs to, so one model serves them all.
 
 A model of one station reads its own features only, so the network model of a one-station data set is the
 single-station model itself.
@@ -20,20 +21,28 @@ from tasks.windows import WindowPlan, WindowSet, make_window_set, stack_window_s
 
 NETWORK_FILE = "network.json"
 PREPROCESSING_DIR = "preprocessing"
-# What a station reads of every station of the network, at each hour of its look-back.
-SHARED_FEATURES = (PM25_INPUT, "pm25_change_1h")
+# What a station reads of every station of the network, at each hour of its look-back, where the stations'
+# features have it: PM2.5 and its last change, the 3-hour changes of dew point and pressure and the wind
+# speed (chosen on the validation span; see docs/network.md).
+SHARED_FEATURES = (PM25_INPUT, "pm25_change_1h", "dewp_change_3h", "pres_change_3h", "wind_speed")
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """The stations a model covers, in the order of its inputs, and whether it reads the whole network."""
+    """The stations a model covers, in the order of its inputs, and what it reads of every station (nothing
+    beyond a station's own features when it covers one)."""
 
     stations: list[str]
-    network_inputs: bool
+    shared_features: list[str]
+
+    @property
+    def network_inputs(self) -> bool:
+        return bool(self.shared_features)
 
     @classmethod
-    def of(cls, stations: list[str]) -> NetworkSpec:
-        return cls(sorted(stations), len(stations) > 1)
+    def of(cls, stations: list[str], feature_columns: list[str]) -> NetworkSpec:
+        shared = [name for name in SHARED_FEATURES if name in feature_columns] if len(stations) > 1 else []
+        return cls(sorted(stations), shared)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -47,7 +56,7 @@ def input_names(spec: NetworkSpec, feature_columns: list[str]) -> list[str]:
     """The model's input columns, for logs and reports."""
     if not spec.network_inputs:
         return list(feature_columns)
-    shared = [f"{station}:{name}" for station in spec.stations for name in SHARED_FEATURES]
+    shared = [f"{station}:{name}" for station in spec.stations for name in spec.shared_features]
     return [*feature_columns, *shared, *(f"is_{station}" for station in spec.stations)]
 
 
@@ -56,7 +65,7 @@ def station_inputs(features: dict[str, pd.DataFrame], spec: NetworkSpec, feature
     own = {station: features[station][feature_columns].to_numpy(dtype="float32") for station in spec.stations}
     if not spec.network_inputs:
         return own
-    shared = np.concatenate([features[station][list(SHARED_FEATURES)].to_numpy(dtype="float32")
+    shared = np.concatenate([features[station][spec.shared_features].to_numpy(dtype="float32")
                              for station in spec.stations], axis=1)
     hours = len(shared)
     result = {}

@@ -233,8 +233,8 @@ def train_model(
         log.info("training cache hit: %s holds a model for these data and settings", model_dir)
         return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
                             **storage.read_json(summary_path))
-    spec = NetworkSpec.of(list(feature_paths))
     plan = WindowPlan.from_json(storage.read_json(plan_path))
+    spec = NetworkSpec.of(list(feature_paths), plan.feature_columns)
     features = {station: pd.read_parquet(feature_paths[station]) for station in spec.stations}
     train = stacked_span(features, spec, plan, "train")
     validation = stacked_span(features, spec, plan, "validation")

@@ -18,16 +18,24 @@ def features(offset: float, hours: int = 12) -> pd.DataFrame:
 
 
 def test_one_station_reads_its_own_features_only():
-    spec = NetworkSpec.of(["A"])
-    assert not spec.network_inputs
+    spec = NetworkSpec.of(["A"], COLUMNS)
+    assert not spec.network_inputs and spec.shared_features == []
     inputs = station_inputs({"A": features(0)}, spec, COLUMNS)
     np.testing.assert_array_equal(inputs["A"], features(0)[COLUMNS].to_numpy(dtype="float32"))
 
 
+def test_every_station_shares_its_pm25_and_weather_changes_where_the_features_have_them():
+    spec = NetworkSpec.of(["A", "B"], ["temp", "pm25_z", "pm25_change_1h", "dewp_change_3h", "pres_change_3h",
+                                       "wind_speed", "pm25_mean_24h"])
+    assert spec.shared_features == ["pm25_z", "pm25_change_1h", "dewp_change_3h", "pres_change_3h", "wind_speed"]
+    embassy_like = NetworkSpec.of(["A", "B"], ["temp", "wind_run", "pm25_z", "pm25_change_1h", "dewp_change_3h"])
+    assert embassy_like.shared_features == ["pm25_z", "pm25_change_1h", "dewp_change_3h"]
+
+
 def test_each_station_reads_every_stations_pm25_and_which_station_it_is():
     frames = {"B": features(100), "A": features(0), "C": features(200)}
-    spec = NetworkSpec.of(list(frames))
-    assert spec.stations == ["A", "B", "C"] and spec.network_inputs
+    spec = NetworkSpec.of(list(frames), [*COLUMNS, "pm25_change_1h"])
+    assert spec.stations == ["A", "B", "C"] and spec.shared_features == ["pm25_z", "pm25_change_1h"]
     inputs = station_inputs(frames, spec, COLUMNS)
     names = input_names(spec, COLUMNS)
     assert names == [*COLUMNS, "A:pm25_z", "A:pm25_change_1h", "B:pm25_z", "B:pm25_change_1h", "C:pm25_z",
@@ -42,7 +50,7 @@ def test_each_station_reads_every_stations_pm25_and_which_station_it_is():
 
 def test_a_stations_windows_read_no_hour_after_their_origin():
     frames = {"A": features(0), "B": features(100)}
-    spec = NetworkSpec.of(list(frames))
+    spec = NetworkSpec.of(list(frames), [*COLUMNS, "pm25_change_1h"])
     plan = plan_windows(frames["A"]["split"].to_numpy(), lookback=3, horizon=2, feature_columns=COLUMNS)
     windows = station_window_set(frames, spec, plan, "test", "B")
     names = input_names(spec, COLUMNS)

@@ -45,7 +45,8 @@ def test_report_forecast_and_registry_cover_every_station(network_home):
     registry = json.loads((home / "models" / "registry.json").read_text())
     assert registry["versions"][0]["stations"] == NINE and set(registry["versions"][0]["interval_offsets"]) == set(NINE)
     network = Path(result["model"]).parent
-    assert json.loads((network / "network.json").read_text()) == {"stations": NINE, "network_inputs": True}
+    assert json.loads((network / "network.json").read_text()) == {
+        "stations": NINE, "shared_features": ["pm25_z", "pm25_change_1h", "dewp_change_3h", "pres_change_3h", "wind_speed"]}
 
 
 def test_forecast_flow_and_models_command_show_the_stations(network_home, multisite_dir, capsys):
