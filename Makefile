@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install install-dev run validate serve test bench sweep clean
+.PHONY: install install-dev run validate serve test bench sweep network-sweep clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench: install
 # Candidate model settings × seeds scored on the validation span only: reports/sweep/sweep.json and sweep.md (~20 min).
 sweep: install
 	$(BIN)/python benchmarks/sweep.py $(SWEEP_ARGS)
+
+# The network model's inputs and settings, scored on the validation span only (needs NETWORK_HOME, a PM25_HOME where
+# `pm25 run` ran on station files): reports/sweep/network_sweep.json and .md (~2 min a candidate).
+network-sweep: install
+	$(BIN)/python benchmarks/network_sweep.py --home $(NETWORK_HOME) $(SWEEP_ARGS)
 
 clean:
 	rm -rf pm25_home .pytest_cache

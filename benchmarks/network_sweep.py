@@ -1,0 +1,132 @@
+"""`make network-sweep`: choose the network model's inputs and settings on the validation span only.
+
+Needs a home where `pm25 run` has run on a folder of station files (its features are reused). For each
+candidate it trains the network model alone (the station models and baselines do not depend on it), with
+what every station shares or which of a station's own inputs it reads changed, or a training setting,
+and scores it on the validation span: RMSE pooled over the stations as a share of persistence's at 1, 6
+and 24 h. Writes reports/sweep/network_sweep.json and .md. The test span is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import tasks.network  # noqa: E402
+from benchmarks.benchmark import write_outputs  # noqa: E402
+from tasks import storage  # noqa: E402
+from tasks.evaluate import model_forecasts, observed_targets, persistence  # noqa: E402
+from tasks.network import PREPROCESSING_DIR, NetworkSpec  # noqa: E402
+from tasks.registry import champion  # noqa: E402
+from tasks.settings import Settings  # noqa: E402
+from tasks.train import WINDOWS_FILE, TrainingConfig, train_model  # noqa: E402
+from tasks.windows import WindowPlan, make_window_set  # noqa: E402
+
+OUTPUT_DIR = PROJECT_ROOT / "reports" / "sweep"
+HORIZONS = (1, 6, 24)
+PM25_ONLY = ["pm25_z", "pm25_change_1h"]
+WEATHER_CHANGES = [*PM25_ONLY, "dewp_change_3h", "pres_change_3h", "wind_speed"]
+# name -> what every station shares, own-input prefixes dropped, and training settings changed.
+CANDIDATES = {
+    "PM2.5 and its change shared": {"shared": PM25_ONLY},
+    "… learning rate 0.002": {"shared": PM25_ONLY, "settings": {"learning_rate": 0.002}},
+    "… learning rate 0.001": {"shared": PM25_ONLY, "settings": {"learning_rate": 0.001}},
+    "… loss weight h^-1": {"shared": PM25_ONLY, "settings": {"horizon_weight_power": 1.0}},
+    "… dropout 0.3": {"shared": PM25_ONLY, "settings": {"dropout": 0.3}},
+    "… without the other pollutants as inputs": {"shared": PM25_ONLY, "drop": ["pm10", "so2", "no2", "co", "o3"]},
+    "… without the wind directions as inputs": {"shared": PM25_ONLY, "drop": ["wind_dir_"]},
+    "… and each station's 24-hour mean shared": {"shared": [*PM25_ONLY, "pm25_mean_24h"]},
+    "dew-point and pressure changes and wind speed shared too": {"shared": WEATHER_CHANGES},
+    "… and dew point, pressure and temperature": {"shared": [*WEATHER_CHANGES, "dewp", "pres", "temp"]},
+    "… and CO and NO2": {"shared": [*WEATHER_CHANGES, "co", "no2"]},
+}
+
+
+def network_inputs(home: Path) -> tuple[dict[str, Path], dict[str, Path], Path]:
+    """The champion network's stations, each one's features and preprocessing, and the window plan."""
+    model_dir = home / "models" / champion(home / "models").model_dir
+    stations = NetworkSpec.load(model_dir).stations
+    fitted = {station: (model_dir / PREPROCESSING_DIR / f"{station}.json").read_bytes() for station in stations}
+    folders = [path.parent for path in (home / "data" / "features").glob("*/preprocessing.json")]
+    by_station = {station: next(folder for folder in folders if (folder / "preprocessing.json").read_bytes() == content)
+                  for station, content in fitted.items()}
+    plan = next(path for folder in by_station.values() for path in folder.glob("windows_*.json"))
+    return ({station: folder / "features.parquet" for station, folder in by_station.items()},
+            {station: folder / "preprocessing.json" for station, folder in by_station.items()}, plan)
+
+
+def validation_ratios(model_dir: Path, feature_paths: dict[str, Path]) -> dict[str, float]:
+    """Pooled validation RMSE over persistence's at HORIZONS, on observed targets from observed origins."""
+    features = {station: pd.read_parquet(path) for station, path in feature_paths.items()}
+    plan = WindowPlan.from_json(storage.read_json(model_dir / WINDOWS_FILE))
+    errors = {h: ([], []) for h in HORIZONS}
+    for station, own in features.items():
+        series = own["target"].to_numpy("float64")
+        windows = make_window_set(own, plan, "validation")
+        observed = observed_targets(series, windows)
+        forecast = model_forecasts(model_dir, features, plan, station, ("validation",))["validation"]
+        naive = persistence(series, windows.origin_index, plan.horizon)
+        scored = np.isfinite(observed) & np.isfinite(series[windows.origin_index])[:, None]
+        for h, (model, baseline) in errors.items():
+            cells = scored[:, h - 1]
+            model.append(forecast[cells, h - 1] - observed[cells, h - 1])
+            baseline.append(naive[cells, h - 1] - observed[cells, h - 1])
+    rmse = lambda parts: np.sqrt(np.mean(np.concatenate(parts) ** 2))  # noqa: E731
+    return {f"h{h}": round(float(rmse(model) / rmse(baseline)), 4) for h, (model, baseline) in errors.items()}
+
+
+def run_candidate(name: str, home: Path, work: Path) -> dict:
+    candidate = CANDIDATES[name]
+    feature_paths, params_paths, plan_path = network_inputs(home)
+    tasks.network.SHARED_FEATURES = tuple(candidate["shared"])  # this process trains one candidate at a time
+    if candidate.get("drop"):
+        plan = storage.read_json(plan_path)
+        plan["feature_columns"] = [column for column in plan["feature_columns"]
+                                   if not column.startswith(tuple(candidate["drop"]))]
+        plan_path = storage.write_json(work / f"plan-{storage.fingerprint(name)}.json", plan)
+    config = TrainingConfig.from_settings(Settings(**candidate.get("settings", {})))
+    model_dir = work / storage.fingerprint(name)
+    trained = train_model(feature_paths, params_paths, plan_path, model_dir, config)
+    return {**validation_ratios(model_dir, feature_paths), "epochs": trained.epochs_run, "best_epoch": trained.best_epoch,
+            "train_seconds": round(trained.seconds, 1)}
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Network validation sweep ({report['date']}, {report['machine']})", "",
+             f"Network model alone, seed {report['seed']}, stations {', '.join(report['stations'])}; pooled validation "
+             "RMSE as a share of persistence's (lower is better). The test span is not read.", "",
+             "| candidate | 1 h | 6 h | 24 h | epochs (best) | train s |", "|---|---|---|---|---|---|"]
+    for name, row in report["results"].items():
+        lines.append(f"| {name} | {row['h1']:.4f} | {row['h6']:.4f} | {row['h24']:.4f} | {row['epochs']} "
+                     f"({row['best_epoch']}) | {row['train_seconds']} |")
+    return "\n".join([*lines, ""])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", required=True, type=Path, help="a PM25_HOME where `pm25 run` ran on station files")
+    parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    arguments = parser.parse_args()
+    work = arguments.home / "network_sweep"
+    work.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in arguments.candidates:
+        results[name] = run_candidate(name, arguments.home, work)
+        print(name, results[name], flush=True)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU",
+              "seed": Settings().seed, "stations": list(network_inputs(arguments.home)[0]), "results": results}
+    write_outputs(OUTPUT_DIR, "network_sweep", report, markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
