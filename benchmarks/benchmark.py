@@ -296,7 +296,7 @@ def runs_without_a_kept_server(work: Path, source: str) -> tuple[dict, dict]:
 @contextmanager
 def running_server(prefect_home: Path) -> Iterator[str]:
     """A Prefect API server on `prefect_home` for the length of the `with` block; yields its API URL."""
-    from flows.temporary_server import TemporaryServer
+    from pm25.temporary_server import TemporaryServer
 
     os.environ["PREFECT_HOME"] = str(prefect_home)
     server = TemporaryServer(idle_seconds=0)

@@ -1,5 +1,5 @@
 """Helpers for tests that start real servers: fresh PostgreSQL databases, and skipping locally (failing in CI)
-when a system component is missing. Free loopback ports come from flows.temporary_server.free_loopback_port."""
+when a system component is missing. Free loopback ports come from pm25.temporary_server.free_loopback_port."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@ import inspect
 
 import pytest
 
-from flows.cli import build_parser, main
+from pm25.cli import build_parser, main
 from flows.train import train_pm25
 from tasks.settings import OPERATOR_SETTINGS, Settings
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.temporary_server import free_loopback_port
+from pm25.temporary_server import free_loopback_port
 from tasks.settings import PROJECT_ROOT
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]

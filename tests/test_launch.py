@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from prefect.settings import get_current_settings
 
-from flows.launch import may_need_temporary_server, send_queued_logs_and_events, without_heartbeats
-from flows.temporary_server import Registry, answers, settings_key
+from pm25.launch import may_need_temporary_server, send_queued_logs_and_events, without_heartbeats
+from pm25.temporary_server import Registry, answers, settings_key
 from tasks.settings import PROJECT_ROOT
 
-ADOPT = ("import sys; sys.path.insert(0, sys.argv[1]); from flows.temporary_server import TemporaryServer; "
+ADOPT = ("import sys; sys.path.insert(0, sys.argv[1]); from pm25.temporary_server import TemporaryServer; "
          "server = TemporaryServer(0); print('adopted' if server.adopt() else 'left alone'); "
          "server.release(stop=True)")
 SERVER_LINE = re.compile(r"pm25: (started|reusing) Prefect's temporary server at (\S+?)[;,]")
@@ -60,7 +60,7 @@ def test_logs_still_queued_when_a_flow_ends_reach_the_server_before_it_is_stoppe
 
 
 def test_a_server_that_fails_to_start_is_reported_with_what_it_wrote(monkeypatch, tmp_path):
-    from flows.temporary_server import TemporaryServer
+    from pm25.temporary_server import TemporaryServer
 
     monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/missing/folder/prefect.db")
     server = TemporaryServer(0)
@@ -86,7 +86,7 @@ def test_an_api_named_in_prefects_settings_files_is_kept(tmp_path):
 
 def validate_command(real_csv, home, idle_seconds: float) -> tuple[str, str]:
     """`pm25 validate` with no Prefect API configured; returns how it got its server and that server's URL."""
-    done = subprocess.run([sys.executable, "-m", "flows.launch", "validate", "--source", str(real_csv), "--home",
+    done = subprocess.run([sys.executable, "-m", "pm25.launch", "validate", "--source", str(real_csv), "--home",
                            str(home)], cwd=PROJECT_ROOT, env=environment_without_api() | {
                                "PM25_SERVER_IDLE_SECONDS": str(idle_seconds)}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.cli import main
+from pm25.cli import main
 from flows.forecast import forecast_pm25
 from tasks.evaluate import MODELS, REPORTED_HORIZONS
 

@@ -22,8 +22,8 @@ import pytest
 from chromium import HeadlessChromium, chromium_path
 from servers import postgres_database, required_or_skip
 
-from flows.cli import main
-from flows.temporary_server import free_loopback_port
+from pm25.cli import main
+from pm25.temporary_server import free_loopback_port
 from tasks.settings import PROJECT_ROOT, Settings
 
 SERVE_TIMEOUT_SECONDS = 240
@@ -51,7 +51,7 @@ def served(request, tmp_path_factory):
 
 def serve_process(backend: str, env: dict[str, str], password: str | None):
     port = free_loopback_port()
-    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--port", str(port)], cwd=PROJECT_ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "pm25.cli", "serve", "--port", str(port)], cwd=PROJECT_ROOT,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)

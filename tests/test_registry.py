@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.cli import main
+from pm25.cli import main
 from tasks.errors import RegistryError
 from tasks.promote import register_and_promote
 from tasks.registry import REGISTRY_FILE, champion, read_registry

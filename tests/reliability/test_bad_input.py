@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.cli import main
+from pm25.cli import main
 from tasks.ingest import parse_csv
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from servers import postgres_database
 
-from flows.serve import LocalPrefect
-from flows.temporary_server import free_loopback_port
+from pm25.serve import LocalPrefect
+from pm25.temporary_server import free_loopback_port
 from tasks import storage
 from tasks.settings import PROJECT_ROOT
 
@@ -51,7 +51,7 @@ def test_four_runs_at_once_on_one_server(backend, real_csv, tmp_path):
         watcher = threading.Thread(target=watch_latest, args=(home / "reports" / "latest", stop, seen, broken))
         watcher.start()
         started = time.monotonic()
-        runs = [subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--source", str(real_csv), "--home", str(home),
+        runs = [subprocess.Popen([sys.executable, "-m", "pm25.cli", "run", "--source", str(real_csv), "--home", str(home),
                                   "--max-epochs", "1", "--seed", str(seed)], cwd=PROJECT_ROOT, env=server.env(),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(1, RUNS + 1)]
         outcomes = [run.communicate(timeout=900) for run in runs]

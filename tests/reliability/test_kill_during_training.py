@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from flows.cli import main
+from pm25.cli import main
 from tasks.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -31,7 +31,7 @@ def test_run_killed_during_training_damages_nothing_and_the_next_run_completes(t
 
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     with open(tmp_path / "killed.log", "wb") as log:
-        victim = subprocess.Popen([sys.executable, "-m", "flows.cli", *arguments], cwd=PROJECT_ROOT, env=env,
+        victim = subprocess.Popen([sys.executable, "-m", "pm25.cli", *arguments], cwd=PROJECT_ROOT, env=env,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not any((folder / "training_log.csv").exists() for folder in (home / "models").iterdir()

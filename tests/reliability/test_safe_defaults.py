@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from flows.serve import LOOPBACK, LocalPrefect
-from flows.temporary_server import free_loopback_port
+from pm25.cli import main
+from pm25.serve import LOOPBACK, LocalPrefect
+from pm25.temporary_server import free_loopback_port
 from flows.train import train_pm25
 from tasks.errors import SourceError
 from tasks.settings import PROJECT_ROOT
@@ -34,7 +34,7 @@ def test_serve_listens_on_loopback_by_default():
 def test_serving_beyond_loopback_without_an_auth_string_is_refused():
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_SERVER_API_AUTH_STRING"}
     port = free_loopback_port()
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--host", "0.0.0.0", "--port", str(port)],
+    done = subprocess.run([sys.executable, "-m", "pm25.cli", "serve", "--host", "0.0.0.0", "--port", str(port)],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "PREFECT_SERVER_API_AUTH_STRING" in done.stderr
     with socket.socket() as probe:
@@ -61,7 +61,7 @@ def test_beyond_loopback_requests_without_the_auth_string_are_refused(tmp_path):
 
 
 def test_no_pickle_on_any_load_path():
-    code = "\n".join(path.read_text() for folder in ("tasks", "flows") for path in (PROJECT_ROOT / folder).glob("*.py"))
+    code = "\n".join(path.read_text() for folder in ("tasks", "flows", "pm25") for path in (PROJECT_ROOT / folder).glob("*.py"))
     assert not re.search(r"\bimport (c?pickle|joblib|dill|cloudpickle)\b|read_pickle|allow_pickle=True|safe_mode=False", code)
 
 

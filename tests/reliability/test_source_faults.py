@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from flows.cli import main
+from pm25.cli import main
 from flows.validate import validate_pm25
 from tasks.errors import SourceError
 from tasks.settings import UCI_SOURCE_NAME

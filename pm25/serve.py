@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.temporary_server import wait_for_health
+from pm25.temporary_server import wait_for_health
 from tasks.settings import PROJECT_ROOT
 
 WORK_POOL = "pm25-process"

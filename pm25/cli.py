@@ -17,8 +17,8 @@ from typing import Any
 from prefect import Flow
 from pydantic import ValidationError
 
-from flows.serve import DEFAULT_PORT, LOOPBACK, LocalPrefect
-from flows.serve import serve as serve_locally
+from pm25.serve import DEFAULT_PORT, LOOPBACK, LocalPrefect
+from pm25.serve import serve as serve_locally
 from tasks.errors import EXPECTED_ERRORS, hide_expected_tracebacks
 from tasks.layout import Layout
 from tasks.registry import read_registry
@@ -123,7 +123,7 @@ def list_models(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int
 
 
 def trigger_deployment(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    from flows.trigger import follow_deployment_run
+    from pm25.trigger import follow_deployment_run
 
     return follow_deployment_run(arguments.deployment, overrides, arguments.api_url)
 

@@ -209,7 +209,7 @@ class TemporaryServer:
                        "PREFECT__SERVER_FINAL": "1"}
         self.output = tempfile.TemporaryFile()
         return subprocess.Popen(
-            [sys.executable, "-m", "flows.temporary_server", "--port", str(self.port), "--idle-seconds",
+            [sys.executable, "-m", "pm25.temporary_server", "--port", str(self.port), "--idle-seconds",
              str(self.idle_seconds), "--registry", str(self.registry.folder), "--key", self.registry.key],
             env=environment, stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT, start_new_session=True,
         )

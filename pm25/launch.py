@@ -1,5 +1,5 @@
 """Entry point of `pm25`. A command that runs a flow with no Prefect server configured runs it on Prefect's
-temporary server (see flows/temporary_server.py): the one an earlier command left running with the same
+temporary server (see pm25/temporary_server.py): the one an earlier command left running with the same
 settings, or a new one, started first, so that its boot (about 2.7 s) overlaps the pipeline's own imports.
 
 The server is picked or spawned before anything heavy is imported. Prefect's settings (environment, profile,
@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from flows.temporary_server import TemporaryServer
+from pm25.temporary_server import TemporaryServer
 
 FLOW_COMMANDS = frozenset({"run", "validate", "forecast"})
 
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 server.release(stop=True)
                 server = None
-        from flows.cli import main as cli_main
+        from pm25.cli import main as cli_main
 
         if server is None:
             return cli_main(argv)

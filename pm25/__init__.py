@@ -1,0 +1,1 @@
+"""`pm25`: the command line, and the Prefect servers it starts or finds (flows live in flows/)."""
