@@ -216,7 +216,7 @@ def pm25_run(home: Path, source: str, prefect_home: Path, *flags: str, api_url: 
     names a running one."""
     env = (prefect_environment(prefect_home) | ({"PREFECT_API_URL": api_url} if api_url else {})
            | ({"PM25_SERVER_IDLE_SECONDS": str(server_idle_seconds)} if server_idle_seconds is not None else {}))
-    return run_measured([str(Path(sys.executable).parent / "pm25"), "run", "--source", source, "--home", str(home),
+    return run_measured([str(Path(sys.executable).parent / "pm25"), "run", "--json", "--source", source, "--home", str(home),
                          *flags], env)
 
 
@@ -263,7 +263,7 @@ def network_runs(work: Path, source: Path) -> dict:
     rows = {}
     for runner in ("threads", "dask"):
         env = prefect_environment(work / "prefect") | {"PM25_TASK_RUNNER": runner, "PM25_SERVER_IDLE_SECONDS": "0"}
-        run = run_tree_sampled([str(Path(sys.executable).parent / "pm25"), "run", "--source", str(source), "--home",
+        run = run_tree_sampled([str(Path(sys.executable).parent / "pm25"), "run", "--json", "--source", str(source), "--home",
                                 str(work / f"network_{runner}")], env)
         metrics = storage.read_json(Path(run["run_dir"]) / "metrics.json")
         rows[runner] = {"wall_seconds": run["wall_seconds"], "peak_tree_mb": run["peak_tree_mb"],

@@ -100,4 +100,5 @@ def train_pm25(
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),
             "dataset": str(dataset.path), "stations": stations, "left_out": validated.summary.left_out,
             "model": str(network.model_path), "model_version": version.version,
-            "promoted": version.challenge["promoted"], "forecast": str(forecast.json_path), "metrics": report.metrics_rows}
+            "promoted": version.challenge["promoted"], "decision": version.challenge["reason"],
+            "forecast": str(forecast.json_path), "metrics": report.metrics_rows}

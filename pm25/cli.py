@@ -12,6 +12,7 @@ import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from prefect import Flow
@@ -19,6 +20,8 @@ from pydantic import ValidationError
 
 from pm25.serve import DEFAULT_PORT, LOOPBACK, LocalPrefect
 from pm25.serve import serve as serve_locally
+from pm25.summaries import forecast_summary, run_summary, validate_summary
+from tasks import storage
 from tasks.errors import EXPECTED_ERRORS, hide_expected_tracebacks
 from tasks.layout import Layout
 from tasks.registry import read_registry
@@ -65,10 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="Ingest and validate the data; write the data-quality report.")
     forecast = commands.add_parser("forecast", help="Forecast the next hours at every station with the champion model, "
                                    "locally.")
-    for command, flow_object in ((run, train_pm25), (validate, validate_pm25), (forecast, forecast_pm25)):
+    for command, flow_object, summary in ((run, train_pm25, run_summary), (validate, validate_pm25, validate_summary),
+                                          (forecast, forecast_pm25, forecast_text)):
         add_settings_flags(command, flow_parameter_names(flow_object.fn))
         add_runner_flags(command)
-        command.set_defaults(action=run_flow(flow_object))
+        command.add_argument("--json", action="store_true", help="Print the flow's whole result as JSON.")
+        command.set_defaults(action=run_flow(flow_object, summary))
     models = commands.add_parser("models", help="List the registered model versions; * marks the champion.")
     add_settings_flags(models, ["home"])
     models.add_argument("--json", action="store_true", help="Print the registry as JSON.")
@@ -87,16 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_flow(flow_object: Flow) -> Callable[[argparse.Namespace, dict[str, Any]], int]:
-    """Run the flow with the flags as its parameters, on the task runner the settings name."""
+def run_flow(flow_object: Flow, summary: Callable[[dict[str, Any]], str]) -> Callable[[argparse.Namespace, dict[str, Any]], int]:
+    """Run the flow with the flags as its parameters, on the task runner the settings name; print `summary` of
+    its result, or the result itself as JSON with --json."""
     def action(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:
         parameters = {name: value for name, value in overrides.items() if name not in OPERATOR_SETTINGS}
         runner = {name: value for name, value in overrides.items() if name in ("task_runner", "dask_address")}
         chosen = flow_object.with_options(task_runner=task_runner_for(Settings.resolve(**runner))) if runner else flow_object
-        print(json.dumps(chosen(**parameters), indent=2, default=str))
+        result = chosen(**parameters)
+        print(json.dumps(result, indent=2, default=str) if arguments.json else summary(result))
         return 0
 
     return action
+
+
+def forecast_text(result: dict[str, Any]) -> str:
+    return forecast_summary(storage.read_json(Path(result["json"])), result)
 
 
 def list_models(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:

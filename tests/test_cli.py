@@ -3,6 +3,7 @@ import inspect
 import pytest
 
 from pm25.cli import build_parser, main
+from pm25.summaries import forecast_summary, run_summary
 from flows.train import train_pm25
 from tasks.settings import OPERATOR_SETTINGS, Settings
 
@@ -42,6 +43,33 @@ def test_validate_command_fails_cleanly_on_bad_data(real_lines, tmp_path, capsys
 @pytest.mark.usefixtures("prefect_server")
 def test_validate_command_passes_on_the_real_file_with_a_relative_home(real_csv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the default home, pm25_home, is relative to where pm25 runs
-    assert main(["validate", "--source", str(real_csv), "--home", "pm25_home"]) == 0
+    assert main(["validate", "--source", str(real_csv), "--home", "pm25_home", "--json"]) == 0
     assert '"passed": true' in capsys.readouterr().out
     assert (tmp_path / "pm25_home" / "reports" / "data_quality" / "index.html").is_file()
+
+
+def test_run_summary_says_where_the_run_is_what_was_decided_and_how_it_scored():
+    result = {"run_id": "20261128T000000Z-abcd1234", "stations": ["A", "B"], "left_out": {"C": "PM2.5 missing"},
+              "model_version": 3, "promoted": False, "decision": "does not beat champion v2: 30.100 vs 29.900",
+              "report": "/h/reports/runs/x/report.md", "forecast": "/h/reports/forecast/latest.json",
+              "metrics": [{"model": "lstm", "rmse_h1": 16.5, "rmse_h6": 43.75, "rmse_h24": 71.84},
+                          {"model": "gbm", "rmse_h1": 17.85, "rmse_h6": 49.05, "rmse_h24": 74.86},
+                          {"model": "persistence", "rmse_h1": 19.31, "rmse_h6": 54.62, "rmse_h24": 87.84}]}
+    lines = run_summary(result).splitlines()
+    assert lines[0] == "run 20261128T000000Z-abcd1234: 2 station(s): A, B"
+    assert lines[1] == "  left out: C (see the report and the Data Docs)"
+    assert lines[2] == "  model v3, not promoted: does not beat champion v2: 30.100 vs 29.900"
+    assert lines[4].split() == ["1", "h", "6", "h", "24", "h"]
+    assert lines[5].split() == ["lstm", "16.50", "43.75", "71.84"] and lines[6].split()[0] == "persistence"
+    assert lines[-1] == "  forecast: /h/reports/forecast/latest.csv (.json, .png)"
+
+
+def test_forecast_summary_prints_every_hour_with_its_interval():
+    rows = [{"station": "A", "target_time": f"2017-03-01T{h:02d}:00:00+08:00", "horizon_hours": h + 1, "pm25": 50.0 + h,
+             "lower_80": 40.0, "upper_80": 70.0} for h in range(24)]
+    text = forecast_summary({"origin": "2017-02-28T23:00:00+08:00", "model_version": 1, "stations": ["A"],
+                             "forecasts": rows}, {"csv": "f.csv", "json": "f.json", "plot": "f.png"})
+    lines = text.splitlines()
+    assert lines[0].startswith("PM2.5 forecast from 2017-02-28T23:00:00+08:00 by model v1") and lines[1] == "A:"
+    assert len(lines) == 2 + 24 + 1 and lines[2].split() == ["2017-03-01", "00:00", "+1", "h", "50.0", "[40.0", "–", "70.0]"]
+    assert lines[-1] == "files: f.csv, f.json, f.png"

@@ -30,6 +30,15 @@ def test_forecast_flow_writes_the_champions_next_24_hours(trained_home, real_csv
     assert Path(result["plot"]).read_bytes().startswith(b"\x89PNG")
 
 
+def test_forecast_command_prints_the_next_24_hours_and_where_the_files_are(trained_home, real_csv, capsys):
+    home, _ = trained_home
+    assert main(["forecast", "--source", str(real_csv), "--home", str(home)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("PM2.5 forecast from 2014-12-31T23:00:00+08:00 by model v") and lines[1] == "US_Embassy:"
+    assert [line.split()[:3] for line in lines[2:4]] == [["2015-01-01", "00:00", "+1"], ["2015-01-01", "01:00", "+2"]]
+    assert len(lines) == 27 and lines[-1].startswith("files: ") and "latest.csv" in lines[-1]
+
+
 def test_forecast_without_a_champion_says_so(real_csv, tmp_path, capsys):
     assert main(["forecast", "--source", str(real_csv), "--home", str(tmp_path)]) == 1
     assert "no champion model yet; run the train-pm25 flow first" in capsys.readouterr().err

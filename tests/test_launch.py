@@ -87,7 +87,7 @@ def test_an_api_named_in_prefects_settings_files_is_kept(tmp_path):
 def validate_command(real_csv, home, idle_seconds: float) -> tuple[str, str]:
     """`pm25 validate` with no Prefect API configured; returns how it got its server and that server's URL."""
     done = subprocess.run([sys.executable, "-m", "pm25.launch", "validate", "--source", str(real_csv), "--home",
-                           str(home)], cwd=PROJECT_ROOT, env=environment_without_api() | {
+                           str(home), "--json"], cwd=PROJECT_ROOT, env=environment_without_api() | {
                                "PM25_SERVER_IDLE_SECONDS": str(idle_seconds)}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert '"passed": true' in done.stdout

@@ -52,7 +52,7 @@ def test_four_runs_at_once_on_one_server(backend, real_csv, tmp_path):
         watcher.start()
         started = time.monotonic()
         runs = [subprocess.Popen([sys.executable, "-m", "pm25.cli", "run", "--source", str(real_csv), "--home", str(home),
-                                  "--max-epochs", "1", "--seed", str(seed)], cwd=PROJECT_ROOT, env=server.env(),
+                                  "--max-epochs", "1", "--seed", str(seed), "--json"], cwd=PROJECT_ROOT, env=server.env(),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(1, RUNS + 1)]
         outcomes = [run.communicate(timeout=900) for run in runs]
         wall_seconds = time.monotonic() - started
