@@ -18,6 +18,7 @@ from tasks import storage
 from tasks.errors import DataError
 from tasks.ingest import IngestedFile
 from tasks.layouts import FileLayout, known_layouts
+from tasks.states import finish
 from tasks.validate import NETWORK_SUITE_FILE, NetworkSummary, validate_network
 
 DATASET_FILE = "dataset.json"
@@ -68,6 +69,11 @@ def dataset_key(files: list[IngestedFile]) -> str:
     return storage.fingerprint("dataset", sorted(item.sha256 for item in files))
 
 
+def dataset_key_of(files: list[IngestedFile], stations: list[str]) -> str:
+    """The key of the dataset of `stations` from these files."""
+    return storage.fingerprint(dataset_key(files), sorted(stations))
+
+
 def combine_dataset(files: list[IngestedFile], stations: list[str], output_root: Path,
                     expectations_dir: Path) -> Dataset:
     """Write the kept `stations`' canonical rows as one Parquet dataset, partitioned by station, under
@@ -76,7 +82,7 @@ def combine_dataset(files: list[IngestedFile], stations: list[str], output_root:
     Every station shares the hourly span from the first to the last hour of any station, so the spans of a
     run are the same hours for all. The model inputs are the canonical input columns every station has.
     """
-    key = storage.fingerprint(dataset_key(files), sorted(stations))
+    key = dataset_key_of(files, stations)
     destination = output_root / key
     if (destination / DATASET_FILE).exists():
         log.info("dataset cache hit: %s", destination)
@@ -128,6 +134,7 @@ def check_one_file_per_station(files: list[IngestedFile]) -> None:
 class ValidatedDataset:
     dataset: Dataset
     summary: NetworkSummary
+    cache_hit: bool = False
 
 
 def build_dataset(files: list[IngestedFile], output_root: Path, expectations_dir: Path, docs_dir: Path,
@@ -135,11 +142,13 @@ def build_dataset(files: list[IngestedFile], output_root: Path, expectations_dir
     """Check the files as one network (one file per station, the network suite per station) and write the kept
     stations' dataset. A passing verdict for the same files and suite is reused."""
     check_one_file_per_station(files)
+    cache_hit = False
     suite_sha = storage.sha256_file(expectations_dir / NETWORK_SUITE_FILE)
     cached = cache_dir / f"network-{storage.fingerprint(dataset_key(files), suite_sha)}.json"
     if cached.exists() and (docs_dir / "index.html").exists():
         summary = NetworkSummary(**storage.read_json(cached))
         log.info("validation cache hit: the network of %d file(s) already passed its suite", len(files))
+        cache_hit = (output_root / dataset_key_of(files, summary.stations) / DATASET_FILE).exists()
         for station, reason in summary.left_out.items():
             log.warning("data-quality warning: station %s is left out of this run: %s", station, reason)
     else:
@@ -152,7 +161,7 @@ def build_dataset(files: list[IngestedFile], output_root: Path, expectations_dir
                 "\n".join(f"  - station {station}: {reason}" for station, reason in summary.left_out.items()),
                 summary.docs_index))
         storage.write_json(cached, summary.to_json())
-    return ValidatedDataset(combine_dataset(files, summary.stations, output_root, expectations_dir), summary)
+    return ValidatedDataset(combine_dataset(files, summary.stations, output_root, expectations_dir), summary, cache_hit)
 
 
 @task(cache_policy=NO_CACHE, name="dataset", task_run_name="dataset of the source set")
@@ -169,4 +178,4 @@ def dataset_task(files: list[IngestedFile], output_root: Path, expectations_dir:
     create_table_artifact(rows, key="pm25-network-quality",
                           description=f"Network data quality: {len(summary.stations)} station(s) kept, "
                                       f"{len(summary.left_out)} left out. Data Docs: {summary.docs_index}")
-    return validated
+    return finish(validated, validated.cache_hit, "dataset")

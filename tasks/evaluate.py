@@ -21,6 +21,7 @@ from tasks import storage
 from tasks.gbm import fit_predict_gbm
 from tasks.network import NetworkSpec, load_station_params, station_window_set
 from tasks.preprocess import HOURS_PER_DAY, PM25_INPUT, PreprocessingParams, target_inverse
+from tasks.states import finish
 from tasks.train import load_change_predictor
 from tasks.windows import WindowPlan, WindowSet, make_window_set
 
@@ -213,6 +214,7 @@ def coverage_from_predictions(frame: pd.DataFrame, horizon: int) -> dict[str, An
 class StationEvaluation:
     station: str
     folder: Path  # predictions.parquet, validation_predictions.parquet, intervals.json
+    cache_hit: bool = False
 
 
 def evaluate_station(station: str, feature_paths: dict[str, Path], plan_path: Path, network_dir: Path,
@@ -222,7 +224,7 @@ def evaluate_station(station: str, feature_paths: dict[str, Path], plan_path: Pa
     folder = network_dir / EVALUATION_DIR / f"{station}-{station_dir.name}"
     if (folder / INTERVALS_FILE).exists():
         log.info("evaluation cache hit: %s already holds station %s's scores", folder, station)
-        return StationEvaluation(station, folder)
+        return StationEvaluation(station, folder, cache_hit=True)
     features = {name: pd.read_parquet(path) for name, path in feature_paths.items()}
     plan = WindowPlan.from_json(storage.read_json(plan_path))
     params = load_station_params(network_dir)[station]
@@ -296,7 +298,8 @@ def predictions_frame(features: pd.DataFrame, origins: np.ndarray, observed: np.
 @task(cache_policy=NO_CACHE, name="evaluate", task_run_name="evaluate {station}")
 def evaluate_task(station: str, feature_paths: dict[str, Path], plan_path: Path, network_dir: Path,
                   station_dir: Path, seed: int) -> StationEvaluation:
-    return evaluate_station(station, feature_paths, plan_path, network_dir, station_dir, seed)
+    evaluation = evaluate_station(station, feature_paths, plan_path, network_dir, station_dir, seed)
+    return finish(evaluation, evaluation.cache_hit, "evaluate")
 
 
 @task(cache_policy=NO_CACHE, name="score-network", task_run_name="score the network")

@@ -27,6 +27,7 @@ from tasks.evaluate import observed_targets, to_micrograms
 from tasks.network import NetworkSpec, load_station_params, network_window_sets, station_inputs
 from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, to_hourly_grid
 from tasks.registry import champion
+from tasks.states import finish
 from tasks.train import WINDOWS_FILE, load_change_predictor
 from tasks.windows import WindowPlan, WindowSet, span_origins
 
@@ -57,6 +58,7 @@ class ForecastOutput:
     origin: str
     model_version: int
     stations: list[str]
+    cache_hit: bool = False
 
 
 def load_saved_model(model_dir: Path) -> SavedModel:
@@ -159,7 +161,8 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path) -> F
         previous = storage.read_json(json_path)
         if (previous["model_dir"], previous.get("dataset")) == (version.model_dir, dataset.key):
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
-            return ForecastOutput(json_path, csv_path, plot_path, previous["origin"], version.version, previous["stations"])
+            return ForecastOutput(json_path, csv_path, plot_path, previous["origin"], version.version, previous["stations"],
+                                  cache_hit=True)
     model = load_saved_model(models_dir / version.model_dir)
     features = model_features(dataset, model)
     forecast = next_hours(features, model, version.interval_offsets)
@@ -211,5 +214,5 @@ def forecast_task(dataset_path: Path, models_dir: Path, reports_dir: Path) -> Fo
     output = write_forecast(dataset_path, models_dir, reports_dir)
     create_markdown_artifact(forecast_markdown(output, image_data_uri(output.plot_path)), key="pm25-forecast",
                              description=f"Next-hours PM2.5 forecast from {output.origin}")
-    return output
+    return finish(output, output.cache_hit, "forecast")
 

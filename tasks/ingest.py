@@ -26,6 +26,7 @@ from tasks import storage
 from tasks.errors import DataError, SourceError, SourceUnavailable
 from tasks.layouts import CALENDAR_COLUMNS, FileLayout, closest_layout, recognise_layout
 from tasks.settings import PROJECT_ROOT, UCI_SOURCE_NAME, UCI_SOURCE_SHA256
+from tasks.states import finish
 from tasks.validate import report_structure_failure
 
 TIMEZONE = "Asia/Shanghai"
@@ -60,6 +61,7 @@ class IngestedFile:
     sha256: str
     layout: str
     station: str
+    cache_hit: bool = False
 
 
 def resolve_sources(source: str) -> list[str]:
@@ -316,7 +318,8 @@ def ingest_source(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path,
     if destination.exists() and storage.read_parquet_metadata(destination).get("source_sha256") == fetched.sha256:
         log.info("ingest cache hit: %s already ingested as %s", fetched.origin, destination)
         metadata = storage.read_parquet_metadata(destination)
-        return IngestedFile(destination, fetched.origin, fetched.sha256, metadata["layout"], metadata["station"])
+        return IngestedFile(destination, fetched.origin, fetched.sha256, metadata["layout"], metadata["station"],
+                            cache_hit=True)
     data = fetched.path.read_bytes()
     try:
         frame = parse_csv(data, fetched.file_name, expectations_dir)
@@ -363,4 +366,5 @@ def fetch_with_retries(retries: int, base_delay_seconds: float) -> Task:
 
 @task(cache_policy=NO_CACHE, name="ingest", task_run_name="ingest {fetched.file_name}")
 def ingest_task(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path) -> IngestedFile:
-    return ingest_source(fetched, raw_dir, expectations_dir, docs_dir)
+    ingested = ingest_source(fetched, raw_dir, expectations_dir, docs_dir)
+    return finish(ingested, ingested.cache_hit, "ingest")

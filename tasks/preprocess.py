@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import storage
 from tasks.dataset import Dataset
 from tasks.errors import DataError
+from tasks.states import finish
 
 HOURS_PER_DAY = 24
 TARGET_COLUMN = "pm25"
@@ -77,6 +78,7 @@ class PreprocessingParams:
 class PreprocessOutput:
     features_path: Path
     params_path: Path
+    cache_hit: bool = False
 
 
 def to_hourly_grid(raw: pd.DataFrame, input_columns: list[str], start: pd.Timestamp | str | None = None,
@@ -226,7 +228,7 @@ def preprocess(
     features_path, params_path = output_dir / "features.parquet", output_dir / "preprocessing.json"
     if features_path.exists() and params_path.exists():
         log.info("preprocess cache hit: %s", output_dir)
-        return PreprocessOutput(features_path, params_path)
+        return PreprocessOutput(features_path, params_path, cache_hit=True)
     dataset = Dataset.load(dataset_path)
     grid = station_grid(dataset, station)
     bounds = split_bounds(len(grid), test_days, validation_days, min_train_hours)
@@ -266,5 +268,6 @@ def load_params(params_path: Path) -> PreprocessingParams:
 @task(cache_policy=NO_CACHE, name="preprocess", task_run_name="preprocess {station}")
 def preprocess_task(dataset_path: Path, station: str, output_dir: Path, test_days: int, validation_days: int,
                     min_train_hours: int, max_gap_hours: int, target_transform: str) -> PreprocessOutput:
-    return preprocess(dataset_path, station, output_dir, test_days=test_days, validation_days=validation_days,
-                      min_train_hours=min_train_hours, max_gap_hours=max_gap_hours, target_transform=target_transform)
+    output = preprocess(dataset_path, station, output_dir, test_days=test_days, validation_days=validation_days,
+                        min_train_hours=min_train_hours, max_gap_hours=max_gap_hours, target_transform=target_transform)
+    return finish(output, output.cache_hit, "preprocess")

@@ -24,6 +24,7 @@ import pandas as pd
 from tasks import storage
 from tasks.network import NetworkSpec, save_network, stacked_span
 from tasks.settings import Settings
+from tasks.states import finish
 from tasks.windows import WindowPlan, WindowSet
 
 MODEL_FILE = "model.keras"
@@ -355,7 +356,7 @@ def train_task(name: str, feature_paths: dict[str, Path], params_paths: dict[str
     from tasks.layout import artifact_key
 
     if is_trained(model_dir):  # a cache hit: no epochs to show
-        return train_model(feature_paths, params_paths, plan_path, model_dir, config)
+        return finish(train_model(feature_paths, params_paths, plan_path, model_dir, config), True, "train")
     progress = create_progress_artifact(progress=0.0, key=f"training-progress-{artifact_key(name)}",
                                         description=f"Training {name}: epochs (at most {config.max_epochs}; "
                                                     "early stopping may end sooner)")

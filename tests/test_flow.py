@@ -58,10 +58,20 @@ def test_metrics_and_report_hold_the_validation_span_scores_that_settings_are_ch
 
 
 def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv, caplog):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
     home, first = trained_home
-    again = train_pm25(source=str(real_csv), home=str(home), max_epochs=1)
+    state = train_pm25(source=str(real_csv), home=str(home), max_epochs=1, return_state=True)
+    again = state.result()
     for stage in ("ingest", "validation", "dataset", "preprocess", "training", "evaluation", "plots", "forecast"):
         assert f"{stage} cache hit" in caplog.text, stage
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    by_name = {run.name.split(" ")[0]: run.state for run in task_runs}
+    for stage in ("ingest", "dataset", "preprocess", "train", "evaluate", "forecast"):
+        assert by_name[stage].name == "Cached" and by_name[stage].is_completed(), (stage, by_name[stage])
+    assert by_name["report"].name == "Completed"  # a new run's report is written anew
     assert json.loads((Path(again["run_dir"]) / "metrics.json").read_text()) == json.loads(
         (Path(first["run_dir"]) / "metrics.json").read_text())
     assert again["model"] == first["model"] and again["run_id"] != first["run_id"]
