@@ -4,7 +4,6 @@ preprocess; windows; train (the network model and one model per station) → per
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, runtime, unmapped

@@ -203,7 +203,7 @@ def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_in
         "every station, reading every station's recent PM2.5); `lstm_station` is one LSTM per station on its own data. "
         "Per station, RMSE as a share of persistence's:", "", markdown_table(station_rows(metrics)), "",
     ] if len(stations) > 1 else []
-    dropped = [f"Left out of this run by the data-quality rules: " + "; ".join(
+    dropped = ["Left out of this run by the data-quality rules: " + "; ".join(
         f"**{station}**: {reason}" for station, reason in left_out.items()), ""] if left_out else []
     return "\n".join([
         f"# PM2.5 forecast report: {run_name}",
