@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 import pandas as pd
 
 from tasks import storage
+from tasks.layout import Layout
 from tasks.network import NetworkSpec, save_network, stacked_span
 from tasks.settings import Settings
 from tasks.states import finish
@@ -331,7 +332,7 @@ class ModelPlan:
         return {name: by_dir[model_dir] for name, model_dir in self.model_dirs.items()}
 
 
-def model_plan(layout, stations: list[str], features_dirs: list[Path], plan_name: str,
+def model_plan(layout: Layout, stations: list[str], features_dirs: list[Path], plan_name: str,
                config: TrainingConfig) -> ModelPlan:
     """Which models to train and where: the network model over every station, and each station's own."""
     wanted = {NETWORK_MODEL: (stations, features_dirs),
