@@ -23,7 +23,7 @@ from pathlib import Path
 from tasks.storage import fingerprint
 
 # Bump when a change to the code makes earlier cached features or models stale.
-PIPELINE_VERSION = "4"
+PIPELINE_VERSION = "5"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from tasks import storage
 from tasks.evaluate import REPORTED_HORIZONS
 from tasks.dataset import Dataset
 from tasks.forecast import load_saved_model, model_features, span_forecast
+from tasks.network import NETWORK_FILE
 from tasks.preprocess import HOURS_PER_DAY
 from tasks.registry import ModelVersion, code_version, read_registry, registry_lock, write_registry
 from tasks.train import MODEL_FILE
@@ -104,7 +105,8 @@ def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, 
             log.info("model %s is already registered as v%d; registry unchanged", model_dir.name, known.version)
             return known
         current = registry.get(registry.champion) if registry.champion is not None else None
-        contenders = [model_dir] + ([models_dir / current.model_dir] if current else [])
+        outdated = current is not None and not (models_dir / current.model_dir / NETWORK_FILE).exists()
+        contenders = [model_dir] + ([models_dir / current.model_dir] if current and not outdated else [])
         scores = score_on_newest_span(dataset_path, contenders, span_days)
         challenge = {
             "span_start": scores.span_start, "span_end": scores.span_end, "cells": scores.cells,
@@ -114,6 +116,10 @@ def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, 
         }
         if current is None:
             promoted, reason = True, "no champion yet"
+        elif outdated:
+            promoted = True
+            reason = (f"replaces champion v{current.version}, which an earlier pipeline version made (its folder has no "
+                      f"{NETWORK_FILE}) and this one cannot score")
         else:
             worse = worse_stations(scores, model_dir.name, current.model_dir)
             challenge.update(champion_version=current.version, champion=scores.mean_rmse[current.model_dir],

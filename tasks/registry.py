@@ -36,10 +36,10 @@ class ModelVersion:
     source_sha256: str
     code_version: str
     settings: dict[str, Any]
-    stations: list[str]
     test_rmse: dict[str, float]  # the run's own test span, pooled over the stations, by reported horizon
-    interval_offsets: dict[str, dict[str, list[float]]]  # station → "lower" / "upper": added to a forecast for its 80 % interval
+    interval_offsets: dict[str, Any]  # station → "lower" / "upper": added to a forecast for its 80 % interval
     challenge: dict[str, Any]  # the champion comparison that decided promotion
+    stations: list[str] = field(default_factory=list)  # empty in versions registered before the network
 
 
 @dataclass

@@ -68,6 +68,14 @@ def test_better_challenger_is_promoted_and_worse_one_is_kept_as_rejected(candida
     assert worse.challenge["span_start"].startswith("2014-01-01T00:00") and worse.challenge["cells"] > 200_000
 
 
+def test_a_champion_from_an_earlier_pipeline_version_is_replaced_not_scored(candidates):
+    register(candidates, "bad")
+    (candidates["bad"] / "network.json").unlink()  # as a model folder made before the network
+    replaced = register(candidates, "trained")
+    assert replaced.challenge["promoted"] and "earlier pipeline version" in replaced.challenge["reason"]
+    assert champion(candidates["models_dir"]).model_dir == "trained"
+
+
 def test_registering_the_same_model_again_changes_nothing(candidates):
     first = register(candidates, "trained")
     before = (candidates["models_dir"] / REGISTRY_FILE).read_bytes()
