@@ -71,7 +71,8 @@ def test_fetch_copies_by_content_and_ingest_hits_its_cache(tmp_path, caplog):
     modified = first.path.stat().st_mtime_ns
     with caplog.at_level(logging.INFO):
         again = ingest_source(fetched, tmp_path / "raw", EXPECTATIONS, tmp_path / "docs")
-    assert again == first and again.path.stat().st_mtime_ns == modified
+    assert again.cache_hit and not first.cache_hit
+    assert again.path == first.path and again.path.stat().st_mtime_ns == modified
     assert "ingest cache hit" in caplog.text
 
 
