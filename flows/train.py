@@ -16,7 +16,7 @@ from tasks.layout import Layout, new_run_id
 from tasks.preprocess import preprocess_task
 from tasks.promote import register_task
 from tasks.report import PLOTS_DIR, report_task
-from tasks.settings import MIN_TRAIN_DAYS, OPERATOR_SETTINGS, TEST_DAYS, VALIDATION_DAYS, Settings
+from tasks.settings import BACKTEST_SETTINGS, MIN_TRAIN_DAYS, OPERATOR_SETTINGS, TEST_DAYS, VALIDATION_DAYS, Settings
 from tasks.train import NETWORK_MODEL, TRAINING_LOG, TrainingConfig, model_plan, station_model, train_task
 from tasks.windows import windows_task
 
@@ -93,7 +93,7 @@ def train_pm25(
                                 network.model_dir / TRAINING_LOG, network.model_dir / PLOTS_DIR,
                                 validated.summary.docs_index, run_id, validated.summary.left_out).result()
     version = register_task.submit(layout.models, network.model_dir, dataset.path, evaluation.metrics_path, run_id,
-                                   dataset.key, settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS)),
+                                   dataset.key, settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS | BACKTEST_SETTINGS)),
                                    TEST_DAYS).result()
     forecast = forecast_task.submit(dataset.path, layout.models, layout.reports).result()
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from pm25.serve import DEFAULT_PORT, LOOPBACK, LocalPrefect
 from pm25.serve import serve as serve_locally
-from pm25.summaries import forecast_summary, run_summary, validate_summary
+from pm25.summaries import backtest_summary, forecast_summary, run_summary, validate_summary
 from tasks import storage
 from tasks.errors import EXPECTED_ERRORS, hide_expected_tracebacks
 from tasks.layout import Layout
@@ -37,13 +37,18 @@ def _flag_type(annotation: object) -> tuple[Callable[[str], object], list[str] |
     return (annotation if annotation in (int, float, str) else str), None
 
 
+# Shorter flags for settings whose names say more than a command's context needs.
+FLAG_ALIASES = {"backtest_start": "--start", "backtest_end": "--end"}
+
+
 def add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     """One `--kebab-case` flag per settings field in `names`, typed and documented from the field."""
     for name in names:
         field = Settings.model_fields[name]
         convert, choices = _flag_type(field.annotation)
+        flags = [FLAG_ALIASES[name]] if name in FLAG_ALIASES else []
         parser.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=convert, choices=choices, default=None,
+            *flags, f"--{name.replace('_', '-')}", dest=name, type=convert, choices=choices, default=None,
             help=f"{field.description} [env PM25_{name.upper()}; default {field.default}]",
         )
 
@@ -58,6 +63,7 @@ def add_runner_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from flows.backtest import backtest_pm25
     from flows.forecast import forecast_pm25
     from flows.train import train_pm25
     from flows.validate import validate_pm25
@@ -68,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="Ingest and validate the data; write the data-quality report.")
     forecast = commands.add_parser("forecast", help="Forecast the next hours at every station with the champion model, "
                                    "locally.")
+    backtest = commands.add_parser("backtest", help="Replay the nightly process over past origins (retraining and "
+                                   "promoting on its schedule, seeing only the data of each night) and verify the "
+                                   "forecasts it would have issued, locally.")
     for command, flow_object, summary in ((run, train_pm25, run_summary), (validate, validate_pm25, validate_summary),
-                                          (forecast, forecast_pm25, forecast_text)):
+                                          (forecast, forecast_pm25, forecast_text),
+                                          (backtest, backtest_pm25, backtest_text)):
         add_settings_flags(command, flow_parameter_names(flow_object.fn))
         add_runner_flags(command)
         command.add_argument("--json", action="store_true", help="Print the flow's whole result as JSON.")
@@ -108,6 +118,10 @@ def run_flow(flow_object: Flow, summary: Callable[[dict[str, Any]], str]) -> Cal
 
 def forecast_text(result: dict[str, Any]) -> str:
     return forecast_summary(storage.read_json(Path(result["json"])), result)
+
+
+def backtest_text(result: dict[str, Any]) -> str:
+    return backtest_summary(storage.read_json(Path(result["verification"])), result)
 
 
 def list_models(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:

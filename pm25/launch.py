@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from pm25.temporary_server import TemporaryServer
 
-FLOW_COMMANDS = frozenset({"run", "validate", "forecast"})
+FLOW_COMMANDS = frozenset({"run", "validate", "forecast", "backtest"})
 
 
 def without_heartbeats():

@@ -150,7 +150,8 @@ def serve(port: int, host: str = LOOPBACK) -> int:
     try:
         local.start()
         print(f"\nPrefect UI: {local.ui_url}\n"
-              f"Deployments train-pm25/nightly (02:00 Asia/Shanghai) and forecast-pm25/on-demand, worker on pool {WORK_POOL}.\n"
+              "Deployments train-pm25/nightly (02:00 Asia/Shanghai), forecast-pm25/on-demand and backtest-pm25/on-demand, "
+              f"worker on pool {WORK_POOL}.\n"
               f"Elsewhere: PREFECT_API_URL={local.api_url} pm25 trigger --max-epochs 1\n"
               "Ctrl-C stops the worker and the server.", flush=True)
         while all(process.poll() is None for process in local.processes.values()):

@@ -1,4 +1,4 @@
-"""What `pm25 run`, `pm25 validate` and `pm25 forecast` print for a person: a few lines that say what happened
+"""What `pm25 run`, `pm25 validate`, `pm25 forecast` and `pm25 backtest` print for a person: a few lines that say what happened
 and where the files are (`--json` prints the flow's whole result instead, for machines)."""
 
 from __future__ import annotations
@@ -51,4 +51,34 @@ def forecast_summary(payload: dict[str, Any], files: dict[str, str]) -> str:
                   f"[{row['lower_80']:.1f} – {row['upper_80']:.1f}]"
                   for row in payload["forecasts"] if row["station"] == station]
     lines.append(f"files: {files['csv']}, {files['json']}, {files['plot']}")
+    return "\n".join(lines)
+
+
+def backtest_summary(verification: dict[str, Any], result: dict[str, Any]) -> str:
+    """The backtest's folder, its origins and retrainings, RMSE and skill at 1 / 6 / 24 h against persistence,
+    the category scores of the next day's mean, and where the report is."""
+    model = {row["lead_hours"]: row for row in verification["by_lead"]}
+    persistence = {row["lead_hours"]: row for row in verification["persistence_by_lead"]}
+    leads = [lead for lead in SUMMARY_HORIZONS if lead in model]
+    categories = verification["categories"]
+    exceed = categories["exceedance"]["75"]
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        f"backtest {result['backtest_id']}: {result['origins']} origins from {verification['first_origin'][:16]} to "
+        f"{verification['last_origin'][:16]}, {len(result['stations'])} station(s)",
+        f"  {result['retrain_origins']} retrain origin(s), {result['trained']} trained now (the rest reused), "
+        f"{result['promoted']} promoted",
+        "    " + f"{'':<14}" + "".join(f"{f'{lead} h':>9}" for lead in leads),
+        "    " + f"{'RMSE lstm':<14}" + "".join(f"{number(model[lead]['rmse'], 2):>9}" for lead in leads),
+        "    " + f"{'RMSE persist.':<14}" + "".join(f"{number(persistence[lead]['rmse'], 2):>9}" for lead in leads),
+        "    " + f"{'skill':<14}" + "".join(f"{number(model[lead]['skill']):>9}" for lead in leads),
+        f"  next 24 h mean, category accuracy {number(categories['accuracy'])} (persistence "
+        f"{number(categories['persistence_accuracy'])}); CSI above 75 µg/m³ {number(exceed['model']['csi'])} "
+        f"(persistence {number(exceed['persistence']['csi'])})",
+        f"  report:    {result['report']}",
+        f"  forecasts: {result['forecasts']}",
+    ]
     return "\n".join(lines)

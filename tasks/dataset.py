@@ -43,6 +43,18 @@ class Dataset:
     def station_path(self, station: str) -> Path:
         return self.path / f"station={station}" / PARTITION_FILE
 
+    def readings(self, station: str, until: pd.Timestamp | None = None) -> pd.DataFrame:
+        """A station's canonical rows, or those recorded before `until`: all that existed at that hour."""
+        frame = pd.read_parquet(self.station_path(station))
+        return frame if until is None else frame[frame["timestamp"] < until].reset_index(drop=True)
+
+    def content_key(self, stations: list[str], until: pd.Timestamp) -> str:
+        """A fingerprint of the given stations' readings before `until`: a file cut after `until`, or one with
+        more recent hours appended, has the same key there, so what was computed from it is reused."""
+        digests = [storage.sha256_bytes(pd.util.hash_pandas_object(self.readings(station, until), index=False)
+                                        .to_numpy().tobytes()) for station in sorted(stations)]
+        return storage.fingerprint("readings", sorted(stations), digests)
+
     def to_json(self) -> dict:
         return {"key": self.key, "stations": self.stations, "start": self.start, "end": self.end,
                 "input_columns": self.input_columns, "wind_categories": self.wind_categories, "files": self.files}

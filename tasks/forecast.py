@@ -29,7 +29,7 @@ from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, to
 from tasks.registry import champion
 from tasks.states import finish
 from tasks.train import WINDOWS_FILE, load_change_predictor
-from tasks.windows import WindowPlan, WindowSet, span_origins
+from tasks.windows import WindowPlan, WindowSet, span_origins, window_inputs
 
 FORECAST_DIR = "forecast"
 LATEST_STEM = "latest"
@@ -66,14 +66,17 @@ def load_saved_model(model_dir: Path) -> SavedModel:
                       WindowPlan.from_json(storage.read_json(model_dir / WINDOWS_FILE)), load_change_predictor(model_dir))
 
 
-def model_features(dataset: Dataset, model: SavedModel) -> dict[str, pd.DataFrame]:
-    """Each station's hourly grid over the dataset's hours, turned into inputs with the model's fitted parameters."""
+def model_features(dataset: Dataset, model: SavedModel, through: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+    """Each station's hourly grid over the dataset's hours (or up to the hour `through`, reading nothing recorded
+    after it), turned into inputs with the model's fitted parameters."""
     missing = [station for station in model.spec.stations if station not in dataset.stations]
     if missing:
         raise RegistryError(f"model {model.model_dir.name} forecasts station(s) {missing}, which the validated data "
                             f"({dataset.path}) lack; retrain on these data first")
-    return {station: build_features(to_hourly_grid(pd.read_parquet(dataset.station_path(station)), params.input_columns,
-                                                   dataset.start, dataset.end), params)
+    until = None if through is None else through + pd.Timedelta(hours=1)
+    end = dataset.end if through is None else through
+    return {station: build_features(to_hourly_grid(dataset.readings(station, until), params.input_columns,
+                                                   dataset.start, end), params)
             for station, params in model.params.items()}
 
 
@@ -95,18 +98,30 @@ def span_forecast(features: dict[str, pd.DataFrame], model: SavedModel,
     return result
 
 
+def forecasts_at(features: dict[str, pd.DataFrame], model: SavedModel, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every station's forecast (µg/m³, origins × horizons) from each origin row: the model reads the look-back
+    hours up to the origin and nothing after it."""
+    lookback, horizon = model.plan.lookback, model.plan.horizon
+    inputs = station_inputs(features, model.spec, model.plan.feature_columns)
+    result = {}
+    for station in model.spec.stations:
+        windows = WindowSet(inputs=window_inputs(inputs[station], lookback)[rows - lookback + 1],
+                            targets=np.full((len(rows), horizon), np.nan, dtype="float32"),
+                            last_value=features[station][PM25_INPUT].to_numpy(dtype="float32")[rows], origin_index=rows)
+        result[station] = to_micrograms(windows, model.predict_change(windows.inputs), model.params[station])
+    return result
+
+
 def next_hours(features: dict[str, pd.DataFrame], model: SavedModel,
                offsets: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
     """Every station's forecast for the hours after the last row of `features`, with its 80 % interval."""
-    lookback, horizon = model.plan.lookback, model.plan.horizon
-    inputs = station_inputs(features, model.spec, model.plan.feature_columns)
+    horizon = model.plan.horizon
+    last_row = np.array([len(next(iter(features.values()))) - 1])
+    forecasts = forecasts_at(features, model, last_row)
     frames = []
     for station in model.spec.stations:
         own = features[station]
-        window = WindowSet(inputs=inputs[station][-lookback:][None], targets=np.full((1, horizon), np.nan, dtype="float32"),
-                           last_value=own[PM25_INPUT].to_numpy(dtype="float32")[-1:],
-                           origin_index=np.array([len(own) - 1]))
-        forecast = to_micrograms(window, model.predict_change(window.inputs), model.params[station])[0].astype("float64")
+        forecast = forecasts[station][0].astype("float64")
         origin = own["timestamp"].iloc[-1]
         frames.append(pd.DataFrame({
             "station": station,

@@ -4,14 +4,18 @@
     data/raw/<sha256>.parquet         each file's table, in its own layout's columns
     data/validated/<key>.json         passing validation verdicts (per file, and of the network)
     data/dataset/<key>/station=<s>/   the canonical table of the kept stations, partitioned by station
-    data/features/<key>/              one station's features.parquet, preprocessing.json (and the windows.json)
+    data/features/<key>/              one station's features.parquet, preprocessing.json (and the windows.json);
+                                      a backtest's retrain origin has its own, keyed by the readings before it
     models/<key>/                     model.keras, network.json, preprocessing/, training_log.csv, training.json,
-                                      evaluation/, plots/
+                                      evaluation/, plots/; a backtest's models also intervals.json, challenges/,
+                                      backtest_forecasts/
     models/registry.json              registered versions and the champion
     reports/data_quality/index.html   Great Expectations Data Docs
     reports/runs/<run id>/            metrics, predictions, plots, report.md of one run
     reports/latest -> runs/<run id>   the newest complete run
     reports/forecast/latest.*         the champion's forecast of the next hours (.json, .csv, .png)
+    reports/backtest/<id>/            forecasts.parquet, verification.json, figures and report.md of a backtest
+    reports/backtest/latest -> <id>   the newest complete backtest
 """
 
 from __future__ import annotations
@@ -67,6 +71,13 @@ class Layout:
 
     def run(self, run_id: str) -> Path:
         return self.reports / "runs" / run_id
+
+    @property
+    def backtests(self) -> Path:
+        return self.reports / "backtest"
+
+    def backtest(self, backtest_id: str) -> Path:
+        return self.backtests / backtest_id
 
 
 def new_run_id(flow_run_id: str | None) -> str:

@@ -87,10 +87,16 @@ def to_hourly_grid(raw: pd.DataFrame, input_columns: list[str], start: pd.Timest
     table are all-missing rows. A station's grid spans the whole network's hours, so every station's spans are
     the same hours."""
     frame = raw.set_index("timestamp").sort_index()
-    first = pd.Timestamp(start) if start is not None else frame.index[0]
-    last = pd.Timestamp(end) if end is not None else frame.index[-1]
+    first = _in_zone_of(frame.index, start) if start is not None else frame.index[0]
+    last = _in_zone_of(frame.index, end) if end is not None else frame.index[-1]
     hours = pd.date_range(first, last, freq="h", name="timestamp")
     return frame[[TARGET_COLUMN, *input_columns, WIND_COLUMN]].reindex(hours)
+
+
+def _in_zone_of(index: pd.DatetimeIndex, moment: pd.Timestamp | str) -> pd.Timestamp:
+    """`moment` in the time zone of `index` (the same instant), so that the hours' labels match the readings'."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_convert(index.tz) if index.tz is not None and stamp.tz is not None else stamp
 
 
 def split_bounds(n_hours: int, test_days: int, validation_days: int, min_train_hours: int) -> SplitBounds:
@@ -232,10 +238,33 @@ def preprocess(
     dataset = Dataset.load(dataset_path)
     grid = station_grid(dataset, station)
     bounds = split_bounds(len(grid), test_days, validation_days, min_train_hours)
+    return write_features(grid, bounds, dataset, station, output_dir, max_gap_hours, target_transform)
+
+
+def preprocess_before(dataset_path: Path, station: str, origin: pd.Timestamp, output_dir: Path, *, validation_days: int,
+                      min_train_hours: int, max_gap_hours: int, target_transform: str) -> PreprocessOutput:
+    """Features of the readings recorded before `origin` only: the `validation_days` before it are the validation
+    span, the hours before those the training span, and there is no test span (the backtest's retraining)."""
+    features_path, params_path = output_dir / "features.parquet", output_dir / "preprocessing.json"
+    if features_path.exists() and params_path.exists():
+        log.info("preprocess cache hit: %s", output_dir)
+        return PreprocessOutput(features_path, params_path, cache_hit=True)
+    dataset = Dataset.load(dataset_path)
+    grid = to_hourly_grid(dataset.readings(station, origin), dataset.input_columns, dataset.start,
+                          origin - pd.Timedelta(hours=1))
+    bounds = split_bounds(len(grid), 0, validation_days, min_train_hours)
+    return write_features(grid, bounds, dataset, station, output_dir, max_gap_hours, target_transform)
+
+
+def write_features(grid: pd.DataFrame, bounds: SplitBounds, dataset: Dataset, station: str, output_dir: Path,
+                   max_gap_hours: int, target_transform: str) -> PreprocessOutput:
+    """Fit the preprocessing on the training span of `grid`, build every hour's features, label the spans, write."""
+    features_path, params_path = output_dir / "features.parquet", output_dir / "preprocessing.json"
     params = fit_preprocessing(grid.iloc[: bounds.validation_start], max_gap_hours, target_transform,
                                dataset.input_columns, dataset.wind_categories, station)
-    for name, span in (("validation", grid.iloc[bounds.validation_start : bounds.test_start]), ("test", grid.iloc[bounds.test_start :])):
-        if span[TARGET_COLUMN].notna().sum() == 0:
+    spans = {"validation": grid.iloc[bounds.validation_start : bounds.test_start], "test": grid.iloc[bounds.test_start :]}
+    for name, span in spans.items():
+        if len(span) and span[TARGET_COLUMN].notna().sum() == 0:
             raise DataError(f"station {station}: column {TARGET_COLUMN!r} is never observed in the {name} span "
                             "(rule: target observed)")
     features = build_features(grid, params)
@@ -251,6 +280,8 @@ def split_summary(features: pd.DataFrame) -> dict[str, dict[str, Any]]:
     summary = {}
     for name in SPLITS:
         span = features[features["split"] == name]
+        if span.empty:
+            continue
         summary[name] = {
             "start": span["timestamp"].iloc[0].isoformat(),
             "end": span["timestamp"].iloc[-1].isoformat(),

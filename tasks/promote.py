@@ -50,14 +50,16 @@ def mean_rmse(errors: list[np.ndarray], cells: list[np.ndarray]) -> float:
     return float(np.mean([np.sqrt(np.mean(error[mask[:, h], h] ** 2)) for h in range(error.shape[1])]))
 
 
-def score_on_newest_span(dataset_path: Path, model_dirs: list[Path], span_days: int) -> SpanScores:
-    """Score each model on the last `span_days` of the data at every station they share, on the cells every
-    model can be judged on: pooled over the stations, and per station."""
+def score_on_newest_span(dataset_path: Path, model_dirs: list[Path], span_days: int,
+                         through: pd.Timestamp | None = None) -> SpanScores:
+    """Score each model on the last `span_days` of the data (or of the hours up to `through`, reading nothing
+    after it) at every station they share, on the cells every model can be judged on: pooled over the stations,
+    and per station."""
     dataset = Dataset.load(dataset_path)
     results = {}
     for model_dir in model_dirs:
         model = load_saved_model(model_dir)
-        features = model_features(dataset, model)
+        features = model_features(dataset, model, through)
         hours = len(next(iter(features.values())))
         results[model_dir.name] = span_forecast(features, model, hours - span_days * HOURS_PER_DAY)
     stations = sorted(set.intersection(*(set(result) for result in results.values())))
@@ -75,7 +77,7 @@ def score_on_newest_span(dataset_path: Path, model_dirs: list[Path], span_days: 
         cells.append(mask)
         for name, (_, observed, forecast, _) in aligned.items():
             errors[name].append(forecast[:, :horizon] - observed[:, :horizon])
-    stamps = pd.date_range(dataset.start, dataset.end, freq="h")
+    stamps = pd.date_range(dataset.start, dataset.end if through is None else through, freq="h")
     return SpanScores(
         span_start=stamps[-span_days * HOURS_PER_DAY].isoformat(), span_end=stamps[-1].isoformat(),
         cells=int(sum(mask.sum() for mask in cells)),
@@ -90,6 +92,21 @@ def worse_stations(scores: SpanScores, challenger: str, champion_dir: str, toler
     ratios = {station: value / scores.station_rmse[champion_dir][station]
               for station, value in scores.station_rmse[challenger].items()}
     return {station: round(ratio, 3) for station, ratio in ratios.items() if ratio > 1 + tolerance}
+
+
+def decide(scores: SpanScores, challenger: str, champion_dir: str, champion_version: int) -> tuple[bool, str, dict[str, Any]]:
+    """The promotion rule, for the nightly flow and its backtest alike: the challenger becomes champion with a
+    strictly lower pooled score; stations it worsens by more than WORSE_BY are named."""
+    worse = worse_stations(scores, challenger, champion_dir)
+    challenger_score, champion_score = scores.mean_rmse[challenger], scores.mean_rmse[champion_dir]
+    promoted = challenger_score < champion_score
+    reason = (f"{'beats' if promoted else 'does not beat'} champion v{champion_version}: "
+              f"{challenger_score:.3f} vs {champion_score:.3f}")
+    if worse:
+        reason += "; worse by more than {:.0%} at {}".format(WORSE_BY, ", ".join(
+            f"{station} ({ratio:.3f}x)" for station, ratio in worse.items()))
+    return promoted, reason, {"champion_version": champion_version, "champion": champion_score,
+                              "champion_by_station": scores.station_rmse[champion_dir], "worse_stations": worse}
 
 
 def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, metrics_path: Path, run_id: str,
@@ -121,15 +138,8 @@ def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, 
             reason = (f"replaces champion v{current.version}, which an earlier pipeline version made (its folder has no "
                       f"{NETWORK_FILE}) and this one cannot score")
         else:
-            worse = worse_stations(scores, model_dir.name, current.model_dir)
-            challenge.update(champion_version=current.version, champion=scores.mean_rmse[current.model_dir],
-                             champion_by_station=scores.station_rmse[current.model_dir], worse_stations=worse)
-            promoted = challenge["challenger"] < challenge["champion"]
-            reason = (f"{'beats' if promoted else 'does not beat'} champion v{current.version}: "
-                      f"{challenge['challenger']:.3f} vs {challenge['champion']:.3f}")
-            if worse:
-                reason += "; worse by more than {:.0%} at {}".format(WORSE_BY, ", ".join(
-                    f"{station} ({ratio:.3f}x)" for station, ratio in worse.items()))
+            promoted, reason, details = decide(scores, model_dir.name, current.model_dir, current.version)
+            challenge.update(details)
         metrics = storage.read_json(metrics_path)
         entry = ModelVersion(
             version=registry.next_version(),

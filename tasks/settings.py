@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,8 @@ VALIDATION_DAYS = 365
 MIN_TRAIN_DAYS = 365
 # Settings of the deployment's environment rather than of one run: never flow parameters.
 OPERATOR_SETTINGS = frozenset({"alert_webhook", "server_idle_seconds", "task_runner", "dask_address"})
+# Settings of the backtest flow only (its origins and schedule): not parameters of the nightly flow.
+BACKTEST_SETTINGS = frozenset({"backtest_start", "backtest_end", "retrain_every", "forecast_at", "every"})
 
 
 class Settings(BaseSettings):
@@ -56,6 +59,24 @@ class Settings(BaseSettings):
     max_gap_hours: int = Field(6, ge=0, description="Longest input gap bridged by carrying the last reading forward.")
     target_transform: Literal["log1p", "identity"] = Field(
         "identity", description="Space the model learns PM2.5 in; forecasts are mapped back to µg/m³."
+    )
+    backtest_start: date | None = Field(
+        None, description="A backtest's first day of forecast origins (local date); default: 365 days before its end."
+    )
+    backtest_end: date | None = Field(
+        None, description="A backtest's last day of forecast origins (local date, inclusive); default: the data's last day."
+    )
+    retrain_every: str = Field(
+        "28d", pattern=r"^(0|[1-9][0-9]*[dh])$", description="How often a backtest trains a challenger, e.g. 7d or 28d; "
+        "0 trains once, at the first origin."
+    )
+    forecast_at: str = Field(
+        "02:00", pattern=r"^([01]?[0-9]|2[0-3]):00$", description="Local hour of the nightly forecast that a backtest "
+        "replays (the nightly deployment's cron hour)."
+    )
+    every: str = Field(
+        "24h", pattern=r"^[1-9][0-9]*[dh]$", description="Spacing of a backtest's forecast origins: 24h issues one "
+        "forecast a day at forecast_at, 1h one every hour."
     )
     download_retries: int = Field(4, ge=0, description="Retries of a failed download or file read.")
     retry_delay_seconds: float = Field(2.0, ge=0, description="Base delay of the exponential retry backoff.")

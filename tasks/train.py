@@ -33,8 +33,10 @@ TRAINING_LOG = "training_log.csv"
 TRAINING_SUMMARY = "training.json"
 WINDOWS_FILE = "windows.json"
 # Keras seeds and TensorFlow's thread pools belong to the process: two trainings at once in one process (the
-# thread task runner) would draw from each other's random streams, so a process trains one model at a time.
-TRAINING_LOCK = threading.Lock()
+# thread task runner) would draw from each other's random streams, so a process trains one model at a time. Keras
+# also draws the seeds of every layer it builds from that stream, loading a saved model too: a load in another thread
+# during a training would change the trained weights, so loads take the same lock.
+TRAINING_LOCK = threading.RLock()
 # Training steps per call into TensorFlow: the same updates and losses, without Python between every two
 # batches (6 epochs of the default model on 2 cores: 5.3 s against 6.2 s one step at a time).
 STEPS_PER_EXECUTION = 32
@@ -77,7 +79,10 @@ class TrainedModel:
 
 
 def configure_tensorflow(seed: int, members: int = 1) -> None:
-    """Seed every generator and share the cores among the ensemble's members.
+    """Seed every generator, make TensorFlow's ops deterministic, and share the cores among the ensemble's members.
+
+    The same data and settings then give the same weights, run after run (what the backtest's no-peeking test
+    relies on); deterministic ops cost about 4 % of training time here (docs/backtest.md).
 
     An LSTM step is a chain of small ops that one core runs about as fast as two, so the members run
     side by side (one op of each at a time) with the cores split between them: on two cores a two-member
@@ -92,6 +97,7 @@ def configure_tensorflow(seed: int, members: int = 1) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(members)
     except RuntimeError:
         pass  # TensorFlow was already initialised in this process; its thread pools are fixed now.
+    tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
 
 
@@ -289,10 +295,12 @@ def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, pa
 
 
 def load_model(model_path: Path):
-    """Load a saved model for inference, refusing unsafe (lambda) deserialisation."""
+    """Load a saved model for inference, refusing unsafe (lambda) deserialisation (under the training lock: see
+    TRAINING_LOCK)."""
     import keras
 
-    return keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    with TRAINING_LOCK:
+        return keras.saving.load_model(model_path, compile=False, safe_mode=True)
 
 
 def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]:

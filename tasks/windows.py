@@ -73,9 +73,10 @@ def span_origins(split: np.ndarray, name: str, lookback: int, horizon: int) -> t
     return first, last + 1
 
 
-def plan_windows(split: np.ndarray, lookback: int, horizon: int, feature_columns: list[str]) -> WindowPlan:
+def plan_windows(split: np.ndarray, lookback: int, horizon: int, feature_columns: list[str],
+                 spans: tuple[str, ...] = SPLITS) -> WindowPlan:
     """Origins of every span (see `span_origins`)."""
-    origins = {name: span_origins(split, name, lookback, horizon) for name in SPLITS}
+    origins = {name: span_origins(split, name, lookback, horizon) for name in spans}
     return WindowPlan(lookback, horizon, list(feature_columns), origins)
 
 
@@ -109,10 +110,12 @@ def stack_window_sets(sets: list[WindowSet]) -> WindowSet:
 
 
 def build_window_plan(features_path: Path, params_path: Path, lookback: int, horizon: int, output_path: Path) -> Path:
-    """Plan the windows of each span from the features table and save the plan as JSON."""
+    """Plan the windows of each span the features table has (a backtest's retraining has no test span) and save
+    the plan as JSON."""
     features = pd.read_parquet(features_path, columns=["split"])
-    columns = storage.read_json(params_path)["feature_columns"]
-    plan = plan_windows(features["split"].to_numpy(), lookback, horizon, columns)
+    params = storage.read_json(params_path)
+    plan = plan_windows(features["split"].to_numpy(), lookback, horizon, params["feature_columns"],
+                        tuple(name for name in SPLITS if name in params["splits"]))
     return storage.write_json(output_path, plan.to_json())
 
 

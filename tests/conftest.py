@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +23,11 @@ os.environ["PM25_SERVER_IDLE_SECONDS"] = "0"  # a temporary server that a test's
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pm25.temporary_server import free_loopback_port  # noqa: E402
+from tasks.settings import PROJECT_ROOT  # noqa: E402
+
 REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "PRSA_data_2010.1.1-2014.12.31.csv"
+DASK = Path(sys.executable).with_name("dask")
 UCI_COLUMNS = ["No", "year", "month", "day", "hour", "pm2.5", "DEWP", "TEMP", "PRES", "cbwd", "Iws", "Is", "Ir"]
 
 
@@ -121,3 +131,50 @@ def canonical_frame(frame: pd.DataFrame, station: str = "US_Embassy") -> pd.Data
 
 EMBASSY_INPUTS = ["dewp", "temp", "pres", "wind_run", "snow_hours", "rain_hours"]
 EMBASSY_WINDS = ["NE", "NW", "SE", "cv"]
+
+
+def start_dask(arguments: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = open(log, "wb")
+    return subprocess.Popen([str(DASK), *arguments], cwd=PROJECT_ROOT, env=environment, stdout=handle,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@dataclass(frozen=True)
+class DaskCluster:
+    address: str
+    workers: dict[str, subprocess.Popen]  # by worker name; each its own process group (nanny and worker)
+
+
+@pytest.fixture()
+def dask_cluster(tmp_path) -> Iterator[DaskCluster]:
+    """A real scheduler and two single-threaded worker processes that report to the test's Prefect API."""
+    from distributed import Client
+    from prefect.settings import PREFECT_API_URL
+
+    port = free_loopback_port()
+    address = f"tcp://127.0.0.1:{port}"
+    environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_EXTRA_LOGGERS": "tasks"}
+    processes = [start_dask(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], environment,
+                            tmp_path / "scheduler.log")]
+    workers = {f"worker-{n}": start_dask(["worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                                          "--name", f"worker-{n}"], environment, tmp_path / f"worker-{n}.log")
+               for n in (1, 2)}
+    processes += list(workers.values())
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout=5) as client:
+                    client.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        yield DaskCluster(address, workers)
+    finally:
+        for process in processes[::-1]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)

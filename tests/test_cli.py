@@ -3,17 +3,26 @@ import inspect
 import pytest
 
 from pm25.cli import build_parser, main
-from pm25.summaries import forecast_summary, run_summary
+from pm25.summaries import backtest_summary, forecast_summary, run_summary
+from flows.backtest import backtest_pm25
 from flows.train import train_pm25
-from tasks.settings import OPERATOR_SETTINGS, Settings
+from tasks.settings import BACKTEST_SETTINGS, OPERATOR_SETTINGS, Settings
 
 
 def test_every_run_setting_is_a_flow_parameter_with_its_default_and_a_run_flag():
     parameters = inspect.signature(train_pm25.fn).parameters
-    assert set(parameters) == set(Settings.model_fields) - OPERATOR_SETTINGS
+    assert set(parameters) == set(Settings.model_fields) - OPERATOR_SETTINGS - BACKTEST_SETTINGS
     assert parameters["max_epochs"].default == Settings().max_epochs
     run = build_parser().parse_args(["run", "--max-epochs", "3", "--target-transform", "identity", "--home", "/tmp/x"])
     assert (run.max_epochs, run.target_transform, run.home, run.seed) == (3, "identity", "/tmp/x", None)
+
+
+def test_every_backtest_setting_is_a_flow_parameter_and_a_flag():
+    assert set(inspect.signature(backtest_pm25.fn).parameters) == set(Settings.model_fields) - OPERATOR_SETTINGS
+    backtest = build_parser().parse_args(["backtest", "--start", "2014-01-01", "--end", "2014-12-31",
+                                          "--retrain-every", "7d", "--every", "1h", "--forecast-at", "03:00"])
+    assert (backtest.backtest_start, backtest.backtest_end, backtest.retrain_every, backtest.every,
+            backtest.forecast_at) == ("2014-01-01", "2014-12-31", "7d", "1h", "03:00")
 
 
 def test_environment_gives_defaults_and_flags_override_them(monkeypatch):
@@ -73,3 +82,23 @@ def test_forecast_summary_prints_every_hour_with_its_interval():
     assert lines[0].startswith("PM2.5 forecast from 2017-02-28T23:00:00+08:00 by model v1") and lines[1] == "A:"
     assert len(lines) == 2 + 24 + 1 and lines[2].split() == ["2017-03-01", "00:00", "+1", "h", "50.0", "[40.0", "–", "70.0]"]
     assert lines[-1] == "files: f.csv, f.json, f.png"
+
+
+def test_backtest_summary_shows_scores_against_persistence_and_where_the_report_is():
+    def lead(n, rmse, skill=None):
+        return {"lead_hours": n, "n": 10, "rmse": rmse, "mae": 1.0, "bias": 0.0, "skill": skill}
+
+    verification = {"first_origin": "2014-01-01T02:00:00+08:00", "last_origin": "2014-12-31T02:00:00+08:00",
+                    "by_lead": [lead(n, 10.0 + n, 0.1) for n in range(1, 25)],
+                    "persistence_by_lead": [lead(n, 12.0 + n, 0.0) for n in range(1, 25)],
+                    "categories": {"accuracy": 0.61, "persistence_accuracy": 0.5,
+                                   "exceedance": {"75": {"model": {"csi": 0.7}, "persistence": {"csi": 0.6}}}}}
+    result = {"backtest_id": "B1", "origins": 365, "stations": ["US_Embassy"], "retrain_origins": 14, "trained": 14,
+              "promoted": 9, "report": "r/report.md", "forecasts": "r/forecasts.parquet"}
+    lines = backtest_summary(verification, result).splitlines()
+    assert lines[0] == "backtest B1: 365 origins from 2014-01-01T02:00 to 2014-12-31T02:00, 1 station(s)"
+    assert "14 retrain origin(s), 14 trained now" in lines[1] and "9 promoted" in lines[1]
+    assert lines[3].split() == ["RMSE", "lstm", "11.00", "16.00", "34.00"]
+    assert lines[4].split() == ["RMSE", "persist.", "13.00", "18.00", "36.00"]
+    assert "category accuracy 0.610 (persistence 0.500)" in lines[6] and "CSI above 75 µg/m³ 0.700" in lines[6]
+    assert lines[-2].endswith("r/report.md")

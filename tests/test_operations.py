@@ -98,6 +98,7 @@ def test_deployments_are_scheduled_nightly_with_typed_parameters(served):
     with api_client(served) as client:
         nightly = client.read_deployment_by_name("train-pm25/nightly")
         on_demand = client.read_deployment_by_name("forecast-pm25/on-demand")
+        backtest = client.read_deployment_by_name("backtest-pm25/on-demand")
     (schedule,) = nightly.schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("0 2 * * *", "Asia/Shanghai", True)
     assert nightly.work_pool_name == on_demand.work_pool_name == "pm25-process"
@@ -105,7 +106,10 @@ def test_deployments_are_scheduled_nightly_with_typed_parameters(served):
     properties = nightly.parameter_openapi_schema["properties"]
     assert properties["max_epochs"]["type"] == "integer" and properties["max_epochs"]["default"] == Settings().max_epochs
     assert properties["target_transform"]["enum"] == ["log1p", "identity"]
-    assert not on_demand.schedules
+    assert not on_demand.schedules and not backtest.schedules
+    replay = backtest.parameter_openapi_schema["properties"]
+    assert replay["retrain_every"]["default"] == "28d" and replay["forecast_at"]["default"] == "02:00"
+    assert {"format": "date", "type": "string"} in replay["backtest_start"]["anyOf"]
 
 
 def test_triggered_nightly_run_completes_with_artifacts_registry_and_forecast(served, nightly_run):

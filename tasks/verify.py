@@ -1,0 +1,143 @@
+"""Verify: score the forecasts a backtest issued, as an operational forecast is verified.
+
+A cell (one forecast of one target hour) is scored where the target hour was observed and the reading at the
+origin exists, so the model and persistence are judged on the same cells. Scores by lead hour, per station and per
+month of the origin; the next 24 hours' mean against China's daily PM2.5 categories (HJ 633-2012); and the
+history of the champion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Upper bounds of China's daily PM2.5 categories, µg/m³ (HJ 633-2012, IAQI 50/100/150/200/300): excellent, good,
+# lightly, moderately, heavily polluted; above the last, severely.
+BREAKPOINTS = (35, 75, 115, 150, 250)
+EXCEEDANCES = (75, 150)
+# A 24-hour mean counts only with at least 20 hourly readings (GB 3095-2012, data validity).
+MIN_HOURS_OF_MEAN = 20
+
+
+def scored_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["observed"].notna() & frame["persistence"].notna()]
+
+
+def _scores(error: np.ndarray) -> dict[str, float | int | None]:
+    if error.size == 0:
+        return {"n": 0, "rmse": None, "mae": None, "bias": None}
+    return {"n": int(error.size), "rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
+            "bias": float(np.mean(error))}
+
+
+def lead_scores(frame: pd.DataFrame, leads: int) -> list[dict[str, Any]]:
+    """The model's scores at each lead hour over the scored cells of `frame`: n, RMSE, MAE, mean bias (forecast
+    minus observed), skill against persistence (1 - MSE / MSE of persistence), 80 % interval coverage and width."""
+    cells = scored_cells(frame)
+    groups = dict(tuple(cells.groupby("lead_hours")))
+    rows = []
+    for lead in range(1, leads + 1):
+        group = groups.get(lead, cells.iloc[:0])
+        observed = group["observed"].to_numpy()
+        error = group["forecast"].to_numpy() - observed
+        persistence_mse = np.mean((group["persistence"].to_numpy() - observed) ** 2) if len(group) else np.nan
+        inside = (observed >= group["lower_80"].to_numpy()) & (observed <= group["upper_80"].to_numpy())
+        row = {"lead_hours": lead, **_scores(error)}
+        row["skill"] = (float(1 - np.mean(error**2) / persistence_mse)
+                        if len(group) and persistence_mse > 0 else None)
+        row["coverage_80"] = float(inside.mean()) if len(group) else None
+        row["mean_width_80"] = float((group["upper_80"] - group["lower_80"]).mean()) if len(group) else None
+        rows.append(row)
+    return rows
+
+
+def persistence_lead_scores(frame: pd.DataFrame, leads: int) -> list[dict[str, Any]]:
+    """Persistence's scores at each lead hour on the same cells (its skill is 0 by definition)."""
+    cells = scored_cells(frame)
+    groups = dict(tuple(cells.groupby("lead_hours")))
+    rows = []
+    for lead in range(1, leads + 1):
+        group = groups.get(lead, cells.iloc[:0])
+        scores = _scores(group["persistence"].to_numpy() - group["observed"].to_numpy())
+        rows.append({"lead_hours": lead, **scores, "skill": 0.0 if scores["n"] else None})
+    return rows
+
+
+def next_day_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per station and origin: the mean of the next 24 hours as forecast, as persistence has it (the reading at the
+    origin), and as observed (where at least MIN_HOURS_OF_MEAN of the hours were); rows without a persistence value
+    or a valid observed mean are dropped."""
+    day = frame[frame["lead_hours"] <= 24]
+    grouped = day.groupby(["station", "origin"])
+    means = pd.DataFrame({
+        "forecast": grouped["forecast"].mean(),
+        "persistence": grouped["persistence"].first(),
+        "observed": grouped["observed"].mean(),
+        "observed_hours": grouped["observed"].count(),
+        "leads": grouped["lead_hours"].count(),
+    })
+    valid = (means["leads"] == 24) & (means["observed_hours"] >= MIN_HOURS_OF_MEAN) & means["persistence"].notna()
+    return means[valid].reset_index()
+
+
+def category(values: np.ndarray) -> np.ndarray:
+    """0 (excellent, ≤ 35 µg/m³) … 5 (severely polluted, > 250), each bound inclusive above."""
+    return np.digitize(values, BREAKPOINTS, right=True)
+
+
+def contingency(forecast_exceeds: np.ndarray, observed_exceeds: np.ndarray) -> dict[str, float | int | None]:
+    """Probability of detection, false alarm ratio and critical success index of a yes/no forecast."""
+    hits = int(np.sum(forecast_exceeds & observed_exceeds))
+    misses = int(np.sum(~forecast_exceeds & observed_exceeds))
+    false_alarms = int(np.sum(forecast_exceeds & ~observed_exceeds))
+
+    def ratio(numerator: int, denominator: int) -> float | None:
+        return numerator / denominator if denominator else None
+
+    return {"pod": ratio(hits, hits + misses), "far": ratio(false_alarms, hits + false_alarms),
+            "csi": ratio(hits, hits + misses + false_alarms), "hits": hits, "misses": misses,
+            "false_alarms": false_alarms}
+
+
+def category_scores(means: pd.DataFrame) -> dict[str, Any]:
+    """Category accuracy of the next 24 hours' mean, and the exceedance of 75 and 150 µg/m³, for the model and
+    persistence."""
+    observed = means["observed"].to_numpy()
+    observed_category = category(observed)
+    result: dict[str, Any] = {"n": int(len(means)), "breakpoints": list(BREAKPOINTS),
+                              "accuracy": None, "persistence_accuracy": None, "exceedance": {}}
+    if len(means):
+        result["accuracy"] = float(np.mean(category(means["forecast"].to_numpy()) == observed_category))
+        result["persistence_accuracy"] = float(np.mean(category(means["persistence"].to_numpy()) == observed_category))
+    for threshold in EXCEEDANCES:
+        result["exceedance"][str(threshold)] = {
+            "model": contingency(means["forecast"].to_numpy() > threshold, observed > threshold),
+            "persistence": contingency(means["persistence"].to_numpy() > threshold, observed > threshold),
+        }
+    return result
+
+
+def verification(frame: pd.DataFrame, champions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything verification.json holds: by lead for the model and persistence, per station and per month of
+    the origin, the categories of the next 24 hours' mean, and the champion history."""
+    leads = int(frame["lead_hours"].max())
+    months = frame["origin"].dt.strftime("%Y-%m")
+    cells = scored_cells(frame)
+    return {
+        "scoring": "cells whose target hour was observed and whose origin reading exists; the same cells for the "
+                   "model and persistence",
+        "origins": int(frame["origin"].nunique()),
+        "first_origin": frame["origin"].min().isoformat(),
+        "last_origin": frame["origin"].max().isoformat(),
+        "stations_scored": sorted(frame["station"].unique()),
+        "cells": int(len(cells)),
+        "by_lead": lead_scores(frame, leads),
+        "persistence_by_lead": persistence_lead_scores(frame, leads),
+        "stations": {station: lead_scores(group, leads) for station, group in frame.groupby("station")},
+        "months": {month: lead_scores(group, leads) for month, group in frame.groupby(months)},
+        "persistence_months": {month: persistence_lead_scores(group, leads) for month, group in frame.groupby(months)},
+        "categories": category_scores(next_day_means(frame)),
+        "champions": champions,
+    }

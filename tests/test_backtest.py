@@ -1,0 +1,150 @@
+"""The backtest flow on the real embassy file with a small model: what it writes, that it reads nothing after an
+origin (a file cut right after an origin issues the same forecasts up to it), that a killed backtest resumes where
+it stopped, and that a Dask worker killed in the middle of a training does not fail it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.backtest import FORECAST_COLUMNS
+
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
+ZONE = "Asia/Shanghai"
+# 12 nightly origins and a retraining every 5 days (3 trainings) of a small model: the machinery, not the skill.
+SMALL = {"backtest_start": "2014-01-01", "backtest_end": "2014-01-12", "retrain_every": "5d", "max_epochs": 2,
+         "patience": 1, "lstm_units": 8, "ensemble_size": 1}
+CUT_AFTER = pd.Timestamp("2014-01-08 02:00", tz=ZONE)
+ISSUED = ["station", "origin", "target_time", "lead_hours", "forecast", "lower_80", "upper_80", "persistence",
+          "model_version"]
+
+
+@pytest.fixture(scope="module")
+def whole(real_csv, tmp_path_factory) -> tuple[Path, dict]:
+    from flows.backtest import backtest_pm25
+
+    home = tmp_path_factory.mktemp("backtest")
+    return home, backtest_pm25(source=str(real_csv), home=str(home), **SMALL)
+
+
+def forecasts(result: dict) -> pd.DataFrame:
+    return pd.read_parquet(result["forecasts"])
+
+
+def test_the_backtest_writes_every_issued_forecast_its_verification_and_report(whole, real_csv):
+    import json
+
+    home, result = whole
+    frame = forecasts(result)
+    assert list(frame.columns) == FORECAST_COLUMNS and str(frame["origin"].dt.tz) == ZONE
+    assert frame["origin"].nunique() == 12 and (frame["origin"].dt.hour == 2).all()
+    assert sorted(frame["lead_hours"].unique()) == list(range(1, 25))
+    assert (frame["target_time"] - frame["origin"] == pd.to_timedelta(frame["lead_hours"], unit="h")).all()
+    raw = pd.read_csv(real_csv)
+    stamps = pd.to_datetime(raw[["year", "month", "day", "hour"]]).dt.tz_localize(ZONE)
+    reading = pd.Series(raw["pm2.5"].to_numpy(), index=stamps)
+    first = frame[frame["origin"] == frame["origin"].min()]
+    assert first["persistence"].iloc[0] == reading[first["origin"].iloc[0]]
+    pd.testing.assert_series_equal(first["observed"].reset_index(drop=True),
+                                   reading[first["target_time"]].reset_index(drop=True), check_names=False)
+    assert result["retrain_origins"] == 3 and result["trained"] == 3
+    assert frame.groupby("origin")["model_version"].first().is_monotonic_increasing
+
+    backtest_dir = Path(result["backtest_dir"])
+    assert (home / "reports" / "backtest" / "latest").resolve() == backtest_dir.resolve()
+    verification = json.loads(Path(result["verification"]).read_text())
+    assert [row["lead_hours"] for row in verification["by_lead"]] == list(range(1, 25))
+    assert set(verification["by_lead"][0]) >= {"n", "rmse", "mae", "bias", "skill", "coverage_80"}
+    assert set(verification["categories"]["exceedance"]) == {"75", "150"}
+    assert list(verification["stations"]) == ["US_Embassy"] and list(verification["months"]) == ["2014-01"]
+    assert [entry["version"] for entry in verification["champions"]] == [1, 2, 3]
+    assert verification["champions"][0]["reason"] == "no champion yet"
+    for figure in ("skill.png", "monthly_rmse.png", "reliability.png", "worst_week.png", "report.md"):
+        assert (backtest_dir / figure).stat().st_size > 0
+
+
+def test_a_file_cut_right_after_an_origin_issues_the_same_forecasts_up_to_it(whole, real_lines, tmp_path):
+    """No peeking, the hard way: another home, another file that ends at the origin's hour, trained again from
+    scratch; every forecast issued at that origin and before it is the same to the last bit."""
+    from flows.backtest import backtest_pm25
+
+    last = "2014,1,8,2,"
+    cut_at = next(n for n, line in enumerate(real_lines) if line.split(",", 1)[1].startswith(last))
+    cut = tmp_path / "embassy_until_2014-01-08T02.csv"
+    cut.write_text("".join(real_lines[: cut_at + 1]), encoding="utf-8")
+    result = backtest_pm25(source=str(cut), home=str(tmp_path / "home"), **SMALL)
+    issued = forecasts(result)
+    assert issued["origin"].max() == CUT_AFTER and result["trained"] == 2
+    _, whole_result = whole
+    expected = forecasts(whole_result)
+    expected = expected[expected["origin"] <= CUT_AFTER].reset_index(drop=True)
+    pd.testing.assert_frame_equal(issued[ISSUED], expected[ISSUED], check_exact=True)
+    assert issued["observed"][issued["target_time"] > CUT_AFTER].isna().all()
+
+
+def test_a_killed_backtest_resumes_where_it_stopped(whole, real_csv, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.backtest import backtest_pm25
+
+    home = tmp_path / "home"
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in SMALL.items()]
+    environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    with open(tmp_path / "killed.log", "wb") as log:
+        process = subprocess.Popen([str(Path(sys.executable).with_name("pm25")), "backtest", "--source", str(real_csv),
+                                    "--home", str(home), *flags], env=environment, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not list(home.glob("models/*/intervals.json")):
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "killed.log").read_text()
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    done = len(list(home.glob("models/*/training.json")))  # complete models; a half-trained one is trained again
+    assert 1 <= done < 3 and not (home / "reports" / "backtest" / "latest").exists()
+
+    result = backtest_pm25(source=str(real_csv), home=str(home), **SMALL)
+    assert result["trained"] == 3 - done
+    pd.testing.assert_frame_equal(forecasts(result), forecasts(whole[1]), check_exact=True)
+
+
+def test_a_dask_worker_killed_in_the_middle_of_a_training_does_not_fail_the_backtest(dask_cluster, whole, real_csv,
+                                                                                     tmp_path):
+    from distributed import Client
+    from prefect_dask import DaskTaskRunner
+
+    from flows.backtest import backtest_pm25
+
+    home = tmp_path / "home"
+    on_dask = backtest_pm25.with_options(task_runner=DaskTaskRunner(address=dask_cluster.address))
+    outcome = {}
+    running = threading.Thread(target=lambda: outcome.update(state=on_dask(source=str(real_csv), home=str(home),
+                                                                           return_state=True, **SMALL)))
+    running.start()
+    deadline = time.monotonic() + 300
+    with Client(dask_cluster.address) as client:
+        while True:  # a training has begun (its log exists) and has not ended (no summary yet)
+            training = [folder for folder in home.glob("models/*")
+                        if (folder / "training_log.csv").exists() and not (folder / "training.json").exists()]
+            busy = {address: keys for address, keys in client.processing().items() if keys}
+            if training and busy:
+                break
+            assert running.is_alive() and time.monotonic() < deadline, "no training was seen in progress"
+            time.sleep(0.05)
+        names = {address: info["name"] for address, info in client.scheduler_info()["workers"].items()}
+        victim = names[next(iter(busy))]
+        os.killpg(dask_cluster.workers[victim].pid, signal.SIGKILL)
+    running.join(timeout=600)
+    state = outcome["state"]
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert len(list(home.glob("models/*/training.json"))) == 3
+    pd.testing.assert_frame_equal(forecasts(result), forecasts(whole[1]), check_exact=True)
