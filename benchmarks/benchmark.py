@@ -15,7 +15,8 @@ Writes reports/bench/bench.json and bench.md:
   and with a temporary local Dask cluster of one single-threaded worker per core, each on a fresh home, with
   wall time and the peak memory of the whole process tree (the Dask workers included).
 
-`--only network` runs the network rows alone (into bench_network.json / .md).
+`--only network` runs the network rows alone (into bench_network.json / .md); `--only backtest` the backtest rows
+(benchmarks/backtest_rows.py; `--backtests` picks some of them) into bench_backtest.json / .md.
 
 Every model is scored on the 2014 test year's observed hours, from origins with an observed reading.
 Each step runs in its own process, so its peak memory (ru_maxrss from wait4) is its own.
@@ -41,6 +42,7 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks.backtest_rows import ROWS, backtest_markdown, backtest_rows  # noqa: E402
 from tasks import storage  # noqa: E402
 from tasks.settings import MIN_TRAIN_DAYS, TEST_DAYS, VALIDATION_DAYS, Settings  # noqa: E402
 
@@ -366,7 +368,8 @@ def main() -> int:
     parser.add_argument("--source", default=os.environ.get("PM25_SOURCE", Settings().source))
     parser.add_argument("--seed", type=int, default=Settings().seed)
     parser.add_argument("--network-source", default=str(MULTISITE), help="folder of station files for the network rows")
-    parser.add_argument("--only", choices=["network"], help="run only these rows")
+    parser.add_argument("--only", choices=["network", "backtest"], help="run only these rows")
+    parser.add_argument("--backtests", default=",".join(ROWS), help=f"backtest rows to run, of {', '.join(ROWS)}")
     arguments = parser.parse_args()
     if arguments.step:
         print(json.dumps(step(arguments.step, Path(arguments.raw), Path(arguments.features), arguments.seed)))
@@ -374,6 +377,13 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="pm25-bench-"))
     database_seconds = create_prefect_database(work / "prefect")
+    backtest_env = prefect_environment(work / "prefect") | {"PM25_SERVER_IDLE_SECONDS": "0"}
+    if arguments.only == "backtest":
+        report = backtest_rows(work, arguments.source, backtest_env, arguments.backtests.split(","),
+                               OUTPUT_DIR / "bench_backtest.json")
+        storage.write_text(OUTPUT_DIR / "bench_backtest.md", backtest_markdown(report))
+        print(backtest_markdown(report))
+        return 0
     network = network_runs(work, Path(arguments.network_source))
     if arguments.only == "network":
         report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU", "network": network}
@@ -408,6 +418,9 @@ def main() -> int:
         "settings": {"min_train_days": MIN_TRAIN_DAYS, "validation_days": VALIDATION_DAYS, "test_days": TEST_DAYS},
     }
     write_outputs(OUTPUT_DIR, "bench", report, markdown(report) + "\n" + network_markdown(network))
+    backtests = backtest_rows(work, arguments.source, backtest_env, list(ROWS), OUTPUT_DIR / "bench_backtest.json")
+    storage.write_text(OUTPUT_DIR / "bench_backtest.md", backtest_markdown(backtests))
+    print(backtest_markdown(backtests))
     return 0
 
 

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from tasks.dataset import ValidatedDataset, dataset_task
 from tasks.ingest import fetch_with_retries, flatten, ingest_task, resolve_sources_task
 from tasks.layout import Layout
+from tasks.quarantine import megabytes
 from tasks.runners import task_runner_for
 from tasks.settings import Settings
 from tasks.validate import validate_task
@@ -26,10 +27,13 @@ def validated_dataset(settings: Settings) -> ValidatedDataset:
     entries = resolve_sources_task.submit(settings.source).result()
     fetch = fetch_with_retries(settings.download_retries, settings.retry_delay_seconds)
     fetched = flatten(fetch.map(entries, layout.source_cache, settings.download_timeout_seconds).result())
-    files = ingest_task.map(fetched, layout.raw, settings.expectations_dir, layout.data_docs).result()
-    validate_task.map(files, settings.expectations_dir, layout.data_docs, layout.validated).result()
-    return dataset_task.submit(files, layout.datasets, settings.expectations_dir, layout.data_docs,
-                               layout.validated).result()
+    rejected_max_bytes = megabytes(settings.rejected_max_mb)
+    files = ingest_task.map(fetched, layout.raw, settings.expectations_dir, layout.data_docs, layout.rejected,
+                            rejected_max_bytes).result()
+    validate_task.map(files, settings.expectations_dir, layout.data_docs, layout.validated, layout.source_cache,
+                      layout.rejected, rejected_max_bytes).result()
+    return dataset_task.submit(files, layout.datasets, settings.expectations_dir, layout.data_docs, layout.validated,
+                               layout.source_cache, layout.rejected, rejected_max_bytes).result()
 
 
 @flow(name="validate-pm25", flow_run_name="validate {source}", task_runner=TASK_RUNNER)

@@ -24,6 +24,7 @@ from pm25.summaries import backtest_summary, forecast_summary, run_summary, vali
 from tasks import storage
 from tasks.errors import EXPECTED_ERRORS, hide_expected_tracebacks
 from tasks.layout import Layout
+from tasks.progress import show_progress
 from tasks.registry import read_registry
 from tasks.runners import task_runner_for
 from tasks.settings import OPERATOR_SETTINGS, Settings
@@ -109,7 +110,12 @@ def run_flow(flow_object: Flow, summary: Callable[[dict[str, Any]], str]) -> Cal
         parameters = {name: value for name, value in overrides.items() if name not in OPERATOR_SETTINGS}
         runner = {name: value for name, value in overrides.items() if name in ("task_runner", "dask_address")}
         chosen = flow_object.with_options(task_runner=task_runner_for(Settings.resolve(**runner))) if runner else flow_object
-        result = chosen(**parameters)
+        progress = show_progress(sys.stderr)
+        try:
+            result = chosen(**parameters)
+        finally:
+            if progress is not None:
+                logging.getLogger("tasks").removeHandler(progress)
         print(json.dumps(result, indent=2, default=str) if arguments.json else summary(result))
         return 0
 

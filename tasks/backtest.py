@@ -29,6 +29,7 @@ from tasks.layout import Layout
 from tasks.network import NetworkSpec
 from tasks.origins import BacktestPlan, check_within_data, default_dates, plan_backtest
 from tasks.preprocess import HOURS_PER_DAY, PreprocessOutput, preprocess_before
+from tasks.progress import PROGRESS
 from tasks.promote import decide, score_on_newest_span
 from tasks.states import finish
 from tasks.train import EpochCallback, TrainingConfig, is_trained, train_model
@@ -263,7 +264,7 @@ def retrained_share(model_dirs: list[Path]) -> float:
     return 100.0 * done / len(model_dirs)
 
 
-@task(cache_policy=NO_CACHE, name="retrain", task_run_name="retrain at {job.origin}", retries=1, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE, name="retrain", task_run_name="retrain at {job.origin}")
 def retrain_task(job: RetrainJob, dataset_path: Path, validation_days: int, min_train_days: int, max_gap_hours: int,
                  target_transform: str, lookback: int, horizon: int, config: TrainingConfig,
                  all_model_dirs: list[Path]) -> Retrained:
@@ -276,7 +277,9 @@ def retrain_task(job: RetrainJob, dataset_path: Path, validation_days: int, min_
     create_progress_artifact(progress=done, key="backtest-progress",
                              description=f"Backtest: retrain origins trained, of {len(all_model_dirs)}")
     log.info("retrain origin %s %s (%.0f %% of the retrain origins done)", job.origin,
-             "reused" if result.cache_hit else f"trained in {result.seconds:.1f} s", done)
+             "reused" if result.cache_hit else f"trained in {result.seconds:.1f} s", done,
+             extra={PROGRESS: ("backtest retrain origins", round(done * len(all_model_dirs) / 100),
+                               len(all_model_dirs))})
     return finish(result, result.cache_hit, "retrain")
 
 

@@ -19,7 +19,8 @@ from tasks.errors import DataError
 from tasks.ingest import IngestedFile
 from tasks.layouts import FileLayout, known_layouts
 from tasks.states import finish
-from tasks.validate import NETWORK_SUITE_FILE, NetworkSummary, validate_network
+from tasks.quarantine import quarantine, stored_file
+from tasks.validate import NETWORK_SUITE_FILE, NetworkSummary, validate_network, verdict_path
 
 DATASET_FILE = "dataset.json"
 PARTITION_FILE = "part-0.parquet"
@@ -142,6 +143,14 @@ def check_one_file_per_station(files: list[IngestedFile]) -> None:
                             "(rule: one file per station); give one of them")
 
 
+class NoStationLeft(DataError):
+    """Every station of the source set was left out by the network's rules."""
+
+    def __init__(self, message: str, left_out: dict[str, str]):
+        super().__init__(message)
+        self.left_out = left_out
+
+
 @dataclass(frozen=True)
 class ValidatedDataset:
     dataset: Dataset
@@ -168,21 +177,43 @@ def build_dataset(files: list[IngestedFile], output_root: Path, expectations_dir
         tables = {item.station: canonical_table(item, layouts[item.layout]) for item in sorted(files, key=lambda f: f.station)}
         summary = validate_network(tables, expectations_dir, docs_dir)
         if not summary.stations:
-            raise DataError("{}: no station is left to forecast (rule: at least one station):\n{}\nData Docs: {}".format(
+            raise NoStationLeft("{}: no station is left to forecast (rule: at least one station):\n{}\nData Docs: {}".format(
                 ", ".join(item.origin for item in files),
                 "\n".join(f"  - station {station}: {reason}" for station, reason in summary.left_out.items()),
-                summary.docs_index))
+                summary.docs_index), summary.left_out)
         storage.write_json(cached, summary.to_json())
     return ValidatedDataset(combine_dataset(files, summary.stations, output_root, expectations_dir), summary, cache_hit)
 
 
+def quarantine_left_out(files: list[IngestedFile], left_out: dict[str, str], expectations_dir: Path, cache_dir: Path,
+                        source_cache: Path, rejected_dir: Path, max_bytes: int) -> None:
+    """The files of stations the network's rules left out go to the quarantine, with their table and verdict."""
+    suites = {layout.name: layout.suite for layout in known_layouts(expectations_dir)}
+    for item in files:
+        if item.station in left_out and item.path.exists():
+            verdict = verdict_path(item.path, expectations_dir, cache_dir, suites[item.layout])
+            quarantine(stored_file(source_cache, item.sha256, item.origin, item.path, verdict),
+                       f"{item.origin}: station {item.station} left out: {left_out[item.station]}", rejected_dir,
+                       max_bytes)
+
+
 @task(cache_policy=NO_CACHE, name="dataset", task_run_name="dataset of the source set")
 def dataset_task(files: list[IngestedFile], output_root: Path, expectations_dir: Path, docs_dir: Path,
-                 cache_dir: Path) -> ValidatedDataset:
+                 cache_dir: Path, source_cache: Path, rejected_dir: Path, rejected_max_bytes: int) -> ValidatedDataset:
+    """The network's dataset; the files of stations left out, or of a set refused because none is left, are
+    quarantined (see tasks/quarantine.py)."""
     from prefect.artifacts import create_table_artifact
 
-    validated = build_dataset(files, output_root, expectations_dir, docs_dir, cache_dir)
+    try:
+        validated = build_dataset(files, output_root, expectations_dir, docs_dir, cache_dir)
+    except NoStationLeft as error:
+        quarantine_left_out(files, error.left_out, expectations_dir, cache_dir, source_cache, rejected_dir,
+                            rejected_max_bytes)
+        raise DataError(f"{error}\nQuarantined under {rejected_dir} (each file and why it was refused; no run reads "
+                        "them)") from None
     summary = validated.summary
+    quarantine_left_out(files, summary.left_out, expectations_dir, cache_dir, source_cache, rejected_dir,
+                        rejected_max_bytes)
     rows = [{"station": station, "file": validated.dataset.files[station], "verdict": "kept",
              "warnings": "; ".join(summary.warnings.get(station, []))} for station in summary.stations]
     rows += [{"station": station, "file": next(item.origin for item in files if item.station == station),

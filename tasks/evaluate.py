@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import storage
 from tasks.gbm import fit_predict_gbm
 from tasks.network import NetworkSpec, load_station_params, station_window_set
+from tasks.progress import PROGRESS
 from tasks.preprocess import HOURS_PER_DAY, PM25_INPUT, PreprocessingParams, target_inverse
 from tasks.states import finish
 from tasks.train import load_change_predictor
@@ -234,6 +235,9 @@ def evaluate_station(station: str, feature_paths: dict[str, Path], plan_path: Pa
     own = features[station]
     storage.write_json(folder / INTERVALS_FILE, {**offsets, "test": span_bounds(own, "test"),
                                                  "validation": span_bounds(own, "validation")})  # written last
+    scored = len(list((network_dir / EVALUATION_DIR).glob(f"*/{INTERVALS_FILE}")))
+    log.info("scored station %s", station, extra={PROGRESS: ("scoring stations", min(scored, len(feature_paths)),
+                                                             len(feature_paths))})
     return StationEvaluation(station, folder)
 
 

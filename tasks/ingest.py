@@ -25,6 +25,7 @@ from prefect.tasks import exponential_backoff
 from tasks import storage
 from tasks.errors import DataError, SourceError, SourceUnavailable
 from tasks.layouts import CALENDAR_COLUMNS, FileLayout, closest_layout, recognise_layout
+from tasks.quarantine import refused, stored_file
 from tasks.settings import PROJECT_ROOT, UCI_SOURCE_NAME, UCI_SOURCE_SHA256
 from tasks.states import finish
 from tasks.validate import report_structure_failure
@@ -365,6 +366,12 @@ def fetch_with_retries(retries: int, base_delay_seconds: float) -> Task:
 
 
 @task(cache_policy=NO_CACHE, name="ingest", task_run_name="ingest {fetched.file_name}")
-def ingest_task(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path) -> IngestedFile:
-    ingested = ingest_source(fetched, raw_dir, expectations_dir, docs_dir)
+def ingest_task(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path, rejected_dir: Path,
+                rejected_max_bytes: int) -> IngestedFile:
+    """A refused file is quarantined (see tasks/quarantine.py)."""
+    try:
+        ingested = ingest_source(fetched, raw_dir, expectations_dir, docs_dir)
+    except DataError as error:
+        raise refused(error, stored_file(fetched.path.parent, fetched.sha256, fetched.origin), rejected_dir,
+                      rejected_max_bytes) from None
     return finish(ingested, ingested.cache_hit, "ingest")

@@ -3,6 +3,7 @@
     data/source/<sha256>.csv          byte copy of each source file
     data/raw/<sha256>.parquet         each file's table, in its own layout's columns
     data/validated/<key>.json         passing validation verdicts (per file, and of the network)
+    data/rejected/<sha256>/           a refused source file and its refusal.json (read by no run; size-bounded)
     data/dataset/<key>/station=<s>/   the canonical table of the kept stations, partitioned by station
     data/features/<key>/              one station's features.parquet, preprocessing.json (and the windows.json);
                                       a backtest's retrain origin has its own, keyed by the readings before it
@@ -37,6 +38,10 @@ class Layout:
     @property
     def source_cache(self) -> Path:
         return self.home / "data" / "source"
+
+    @property
+    def rejected(self) -> Path:
+        return self.home / "data" / "rejected"
 
     @property
     def raw(self) -> Path:

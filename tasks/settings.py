@@ -21,7 +21,8 @@ TEST_DAYS = 365
 VALIDATION_DAYS = 365
 MIN_TRAIN_DAYS = 365
 # Settings of the deployment's environment rather than of one run: never flow parameters.
-OPERATOR_SETTINGS = frozenset({"alert_webhook", "server_idle_seconds", "task_runner", "dask_address"})
+OPERATOR_SETTINGS = frozenset({"alert_webhook", "server_idle_seconds", "task_runner", "dask_address",
+                               "rejected_max_mb"})
 # Settings of the backtest flow only (its origins and schedule): not parameters of the nightly flow.
 BACKTEST_SETTINGS = frozenset({"backtest_start", "backtest_end", "retrain_every", "forecast_at", "every"})
 
@@ -100,6 +101,11 @@ class Settings(BaseSettings):
     dask_address: str | None = Field(
         None, description="Scheduler of an existing Dask cluster, e.g. tcp://host:8786, used with task_runner=dask "
         "(not a flow parameter)."
+    )
+
+    rejected_max_mb: float = Field(
+        100, ge=0, description="Bound on data/rejected/, the quarantine of refused source files: the oldest refusals "
+        "go first, and a larger file keeps only its refusal (not a flow parameter)."
     )
 
     @field_validator("source")

@@ -24,6 +24,7 @@ import pandas as pd
 from tasks import storage
 from tasks.layout import Layout
 from tasks.network import NetworkSpec, save_network, stacked_span
+from tasks.progress import PROGRESS
 from tasks.settings import Settings
 from tasks.states import finish
 from tasks.windows import WindowPlan, WindowSet
@@ -204,13 +205,14 @@ def stopping_callbacks(patience: int, weight_averaging: float) -> list:
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), stopper] if weight_averaging else [stopper]
 
 
-def _epoch_reporter(on_epoch: EpochCallback | None):
+def _epoch_reporter(on_epoch: EpochCallback | None, model_dir: Path, max_epochs: int):
     import keras
 
     class EpochReporter(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = {key: float(value) for key, value in (logs or {}).items()}
-            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in logs.items()))
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
+                     extra={PROGRESS: (f"training {model_dir.name} (epochs, at most)", epoch + 1, max_epochs)})
             if on_epoch is not None:
                 on_epoch(epoch + 1, logs)
 
@@ -278,7 +280,7 @@ def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, pa
         shuffle=True,
         verbose=0,
         callbacks=[*stopping_callbacks(config.patience, config.weight_averaging), keras.callbacks.CSVLogger(str(log_path)),
-                   _epoch_reporter(on_epoch)],
+                   _epoch_reporter(on_epoch, model_dir, config.max_epochs)],
     )
     seconds = time.perf_counter() - started
     val_losses = history.history["val_loss"]

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import storage
 from tasks.layout import artifact_key
 from tasks.layouts import known_layouts
+from tasks.quarantine import refused, stored_file
 
 if TYPE_CHECKING:
     from tasks.ingest import IngestedFile
@@ -195,6 +196,12 @@ def report_structure_failure(text_table: pd.DataFrame, source: str, expectations
     return summary.docs_index
 
 
+def verdict_path(data_path: Path, expectations_dir: Path, cache_dir: Path, suite_file: str = SUITE_FILE) -> Path:
+    """Where a passing verdict of this table against this suite is kept (keyed by both contents)."""
+    suite_sha = storage.sha256_file(expectations_dir / suite_file)
+    return cache_dir / f"{storage.fingerprint(storage.sha256_file(data_path), suite_sha)}.json"
+
+
 def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path,
                         on_summary: Callable[[ValidationSummary], None] | None = None,
                         suite_file: str = SUITE_FILE) -> ValidationSummary:
@@ -202,8 +209,7 @@ def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, do
 
     `on_summary` sees the summary before a failure is raised (the Prefect task publishes it as an artifact).
     """
-    suite_sha = storage.sha256_file(expectations_dir / suite_file)
-    cached = cache_dir / f"{storage.fingerprint(storage.sha256_file(data_path), suite_sha)}.json"
+    cached = verdict_path(data_path, expectations_dir, cache_dir, suite_file)
     if cached.exists() and (docs_dir / "index.html").exists():
         summary = ValidationSummary.from_json(storage.read_json(cached))
         log.info("validation cache hit: %s already passed this suite (%s)", data_path.name, cached.name)
@@ -285,8 +291,10 @@ def file_docs_dir(docs_dir: Path, station: str, sha256: str) -> Path:
 
 
 @task(cache_policy=NO_CACHE, name="validate", task_run_name="validate {ingested.station} ({ingested.sha256:.12})")
-def validate_task(ingested: IngestedFile, expectations_dir: Path, docs_dir: Path, cache_dir: Path) -> ValidationSummary:
-    """One source file against its layout's suite; its Data Docs go to `file_docs_dir`."""
+def validate_task(ingested: IngestedFile, expectations_dir: Path, docs_dir: Path, cache_dir: Path, source_cache: Path,
+                  rejected_dir: Path, rejected_max_bytes: int) -> ValidationSummary:
+    """One source file against its layout's suite; its Data Docs go to `file_docs_dir`. A refused file is
+    quarantined (see tasks/quarantine.py)."""
     from prefect.artifacts import create_table_artifact
 
     def publish(summary: ValidationSummary) -> None:
@@ -298,6 +306,10 @@ def validate_task(ingested: IngestedFile, expectations_dir: Path, docs_dir: Path
         )
 
     suite = next(layout.suite for layout in known_layouts(expectations_dir) if layout.name == ingested.layout)
-    return validate_with_cache(ingested.path, ingested.origin, expectations_dir,
-                               file_docs_dir(docs_dir, ingested.station, ingested.sha256), cache_dir,
-                               on_summary=publish, suite_file=suite)
+    try:
+        return validate_with_cache(ingested.path, ingested.origin, expectations_dir,
+                                   file_docs_dir(docs_dir, ingested.station, ingested.sha256), cache_dir,
+                                   on_summary=publish, suite_file=suite)
+    except DataError as error:
+        raise refused(error, stored_file(source_cache, ingested.sha256, ingested.origin, ingested.path), rejected_dir,
+                      rejected_max_bytes) from None

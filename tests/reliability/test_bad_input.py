@@ -1,7 +1,8 @@
 """Bad input is refused clearly and damages nothing; unusual but valid input is accepted.
 
 Every variant is generated at test time from the real UCI file. Each bad one goes through `pm25 validate`
-and `pm25 run` against a home that holds an earlier successful run, whose files must stay byte-identical.
+and `pm25 run` against a home that holds an earlier successful run: the complete listing of its data/ and models/
+(names and sha256) must stay the same, the quarantine in data/rejected/ aside, which holds the refused file.
 """
 
 from __future__ import annotations
@@ -94,10 +95,11 @@ def write_variant(real_lines: list[str], path: Path, edit) -> Path:
 
 
 def snapshot(home: Path) -> dict[str, str]:
-    """sha256 of every file a run keeps (data, models, registry, run reports, forecast), and where latest points."""
-    kept = [path for folder in ("data/raw", "data/dataset", "data/features", "data/validated", "models", "reports/runs",
-                                "reports/forecast")
-            for path in sorted((home / folder).rglob("*")) if path.is_file()]
+    """sha256 of every file under data/ (the quarantine aside) and models/, of the run reports and the forecast,
+    and where latest points."""
+    kept = [path for folder in ("data", "models", "reports/runs", "reports/forecast")
+            for path in sorted((home / folder).rglob("*"))
+            if path.is_file() and not path.is_relative_to(home / "data" / "rejected")]
     digest = {str(path.relative_to(home)): hashlib.sha256(path.read_bytes()).hexdigest() for path in kept}
     digest["reports/latest ->"] = str((home / "reports" / "latest").resolve())
     return digest
@@ -119,9 +121,13 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(case, trained_home, re
         for fragment in fragments:
             assert fragment in message, (fragment, message)
         assert "Traceback" not in err
+        assert "Quarantined" in message, message
     after = snapshot(home)
-    changed = [name for name, digest in before.items() if after.get(name) != digest]
-    assert not changed, f"{case} changed {changed}"
+    assert after == before, f"{case} changed {sorted(set(after.items()) ^ set(before.items()))}"
+    refusal = json.loads((home / "data" / "rejected" / hashlib.sha256(source.read_bytes()).hexdigest() /
+                          "refusal.json").read_text())
+    assert refusal["origin"] == str(source) and fragments[-1] in refusal["message"]
+    assert (home / "data" / "rejected" / refusal["sha256"] / source.name).read_bytes() == source.read_bytes()
 
 
 @pytest.mark.parametrize(("case", "suite"), [("pressure in Pa", "pm25_raw"), ("missing column", "pm25_structure"),

@@ -1,0 +1,70 @@
+"""What TensorFlow's op determinism costs: the default model trained on the embassy file's features with and
+without it, each twice, each in its own process; wall seconds of training and a digest of the weights.
+
+    .venv/bin/python benchmarks/determinism.py --home PM25_HOME   # a home where `pm25 run` ran on the embassy file
+
+Writes reports/bench/determinism.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from unittest import mock
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+
+def train_once(home: Path, deterministic: bool) -> dict:
+    """Train the default model on the home's features into a fresh folder; in this process."""
+    import keras
+    import tensorflow as tf
+
+    from tasks.settings import Settings
+    from tasks.train import TrainingConfig, train_model
+
+    features = next(path.parent for path in (home / "data" / "features").glob("*/features.parquet")
+                    if any(path.parent.glob("windows_*.json")))
+    plan = next(features.glob("windows_*.json"))
+    station = json.loads(next((home / "data" / "dataset").glob("*/dataset.json")).read_text())["stations"][0]
+    with mock.patch.object(tf.config.experimental, "enable_op_determinism",
+                           tf.config.experimental.enable_op_determinism if deterministic else lambda: None):
+        model_dir = Path(tempfile.mkdtemp(prefix="pm25-determinism-"))
+        trained = train_model({station: features / "features.parquet"}, {station: features / "preprocessing.json"},
+                              plan, model_dir, TrainingConfig.from_settings(Settings()))
+    weights = keras.saving.load_model(model_dir / "model.keras", compile=False).get_weights()
+    digest = hashlib.sha256(b"".join(array.tobytes() for array in weights)).hexdigest()[:16]
+    return {"deterministic": deterministic, "epochs": trained.epochs_run, "seconds": round(trained.seconds, 1),
+            "weights_sha256": digest}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--one", choices=["on", "off"], help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.one:
+        print(json.dumps(train_once(arguments.home, arguments.one == "on")))
+        return 0
+    rows = []
+    for mode in ("on", "off", "on", "off"):
+        done = subprocess.run([sys.executable, __file__, "--home", str(arguments.home), "--one", mode], check=True,
+                              stdout=subprocess.PIPE, text=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    from tasks import storage
+
+    storage.write_json(PROJECT_ROOT / "reports" / "bench" / "determinism.json",
+                       {"measured_at": time.strftime("%Y-%m-%d %H:%M"), "runs": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
