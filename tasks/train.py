@@ -87,7 +87,8 @@ def configure_tensorflow(seed: int, members: int = 1) -> None:
 
     An LSTM step is a chain of small ops that one core runs about as fast as two, so the members run
     side by side (one op of each at a time) with the cores split between them: on two cores a two-member
-    ensemble trains in about the time of one model.
+    ensemble trains in about the time of one model. TensorFlow never gets more threads than the task's cores:
+    on a single-threaded Dask worker the members take turns.
     """
     import keras
     import tensorflow as tf
@@ -95,7 +96,7 @@ def configure_tensorflow(seed: int, members: int = 1) -> None:
     cores = task_cores()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // members))
-        tf.config.threading.set_inter_op_parallelism_threads(members)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(members, cores)))
     except RuntimeError:
         pass  # TensorFlow was already initialised in this process; its thread pools are fixed now.
     tf.config.experimental.enable_op_determinism()
