@@ -69,7 +69,7 @@ def backtest_pm25(
                              settings.horizon_hours, config).result()
     retrained = retrain_task.map(setup.jobs, dataset.path, VALIDATION_DAYS, MIN_TRAIN_DAYS, settings.max_gap_hours,
                                  settings.target_transform, settings.lookback_hours, settings.horizon_hours,
-                                 unmapped(config), unmapped(setup.model_dirs)).result()
+                                 unmapped(config), unmapped(setup.model_dirs), setup.progress_artifact).result()
     decisions = promotions_task.submit(retrained, dataset.path, VALIDATION_DAYS).result()
     served = serving(setup, decisions)
     segments = segment_task.map(dataset.path, served.model_dirs, served.origins, served.versions).result()

@@ -11,9 +11,10 @@ file with hours appended reuses every earlier step.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from uuid import UUID
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,7 @@ class RetrainJob:
 class BacktestSetup:
     plan: BacktestPlan
     jobs: list[RetrainJob]
+    progress_artifact: UUID | None = None  # the run's progress over retrain origins, updated by each retraining
 
     @property
     def model_dirs(self) -> list[Path]:
@@ -252,10 +254,10 @@ def plan_task(dataset_path: Path, home: Path, start: date | None, end: date | No
 
     setup = plan_jobs(dataset_path, home, start, end, forecast_at, every, retrain_every, validation_days,
                       min_train_days, max_gap_hours, target_transform, lookback, horizon, config)
-    create_progress_artifact(progress=retrained_share(setup.model_dirs), key="backtest-progress",
-                             description=f"Backtest: retrain origins trained, of {len(setup.jobs)} "
-                                         f"({len(setup.plan.origins)} forecast origins)")
-    return setup
+    progress = create_progress_artifact(progress=retrained_share(setup.model_dirs), key="backtest-progress",
+                                        description=f"Backtest: retrain origins trained, of {len(setup.jobs)} "
+                                                    f"({len(setup.plan.origins)} forecast origins)")
+    return replace(setup, progress_artifact=progress)
 
 
 def retrained_share(model_dirs: list[Path]) -> float:
@@ -267,15 +269,15 @@ def retrained_share(model_dirs: list[Path]) -> float:
 @task(cache_policy=NO_CACHE, name="retrain", task_run_name="retrain at {job.origin}")
 def retrain_task(job: RetrainJob, dataset_path: Path, validation_days: int, min_train_days: int, max_gap_hours: int,
                  target_transform: str, lookback: int, horizon: int, config: TrainingConfig,
-                 all_model_dirs: list[Path]) -> Retrained:
+                 all_model_dirs: list[Path], progress_artifact: UUID | None) -> Retrained:
     """One retrain origin; when it ends, the backtest's progress artifact shows the share of origins trained."""
-    from prefect.artifacts import create_progress_artifact
+    from prefect.artifacts import update_progress_artifact
 
     result = retrain(job, dataset_path, validation_days, min_train_days, max_gap_hours, target_transform, lookback,
                      horizon, config)
     done = retrained_share(all_model_dirs)
-    create_progress_artifact(progress=done, key="backtest-progress",
-                             description=f"Backtest: retrain origins trained, of {len(all_model_dirs)}")
+    if progress_artifact is not None:
+        update_progress_artifact(progress_artifact, progress=done)
     log.info("retrain origin %s %s (%.0f %% of the retrain origins done)", job.origin,
              "reused" if result.cache_hit else f"trained in {result.seconds:.1f} s", done,
              extra={PROGRESS: ("backtest retrain origins", round(done * len(all_model_dirs) / 100),

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from tasks.backtest import FORECAST_COLUMNS
+from tasks.backtest_report import TABLE_LEADS
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 ZONE = "Asia/Shanghai"
@@ -69,6 +70,27 @@ def test_the_backtest_writes_every_issued_forecast_its_verification_and_report(w
     assert verification["champions"][0]["reason"] == "no champion yet"
     for figure in ("skill.png", "monthly_rmse.png", "reliability.png", "worst_week.png", "report.md"):
         assert (backtest_dir / figure).stat().st_size > 0
+
+
+def test_the_backtest_run_page_carries_the_verification_table_the_report_and_the_progress(whole):
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, result = whole
+    keys = ["backtest-verification", "backtest-report", "backtest-progress"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    run_prefix = result["backtest_id"].rsplit("-", 1)[1]  # the start of the flow run's id
+    mine = {artifact.key: artifact for artifact in artifacts if str(artifact.flow_run_id).startswith(run_prefix)}
+    assert set(mine) == set(keys)
+    table = mine["backtest-verification"]
+    assert table.type == "table" and [row["lead (h)"] for row in json.loads(table.data)] == list(TABLE_LEADS)
+    report = mine["backtest-report"]
+    assert report.type == "markdown" and report.data.count("](data:image/png;base64,") == 4
+    progress = mine["backtest-progress"]
+    assert progress.type == "progress" and float(progress.data) == 100.0
 
 
 def test_a_file_cut_right_after_an_origin_issues_the_same_forecasts_up_to_it(whole, real_lines, tmp_path):

@@ -156,13 +156,14 @@ def test_run_page_in_the_ui_shows_the_metrics_table_and_inline_plots(served, nig
 
     try:
         open_artifact("pm25-metrics")
-        rows = browser.wait_for("[...document.querySelectorAll('table tr')].map(row => row.innerText).filter(t => /\\d/.test(t))")
-        assert any(row.startswith("lstm") for row in rows) and any(row.startswith("persistence") for row in rows)
+        # Wait for the artifact's own rows: until the click's navigation ends, the run page's tables are the ones shown.
+        rows = "[...document.querySelectorAll('table tr')].map(row => row.innerText).filter(t => /\\d/.test(t))"
+        assert browser.wait_for(f"{rows}.some(t => t.startsWith('lstm')) && {rows}.some(t => t.startsWith('persistence'))")
         browser.screenshot(SCREENSHOTS / f"{served.backend}-metrics-table.png")
         open_artifact("pm25-report")
-        loaded = browser.wait_for("[...document.images].filter(image => image.src.startsWith('data:image/png') "
-                                  "&& image.complete && image.naturalWidth > 0).length")
-        assert loaded >= 2  # forecast, error by horizon (and the loss curve)
+        # forecast, error by horizon (and the loss curve)
+        assert browser.wait_for("[...document.images].filter(image => image.src.startsWith('data:image/png') "
+                                "&& image.complete && image.naturalWidth > 0).length >= 2")
         assert "PM2.5 forecast report" in browser.evaluate("document.body.innerText")
         browser.screenshot(SCREENSHOTS / f"{served.backend}-report.png")
         browser.open(f"{served.ui_url}/deployments")
