@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -35,8 +37,8 @@ TRAINING_SUMMARY = "training.json"
 WINDOWS_FILE = "windows.json"
 # Keras seeds and TensorFlow's thread pools belong to the process: two trainings at once in one process (the
 # thread task runner) would draw from each other's random streams, so a process trains one model at a time. Keras
-# also draws the seeds of every layer it builds from that stream, loading a saved model too: a load in another thread
-# during a training would change the trained weights, so loads take the same lock.
+# draws the seed of every layer it builds, loading a saved model too, from one stream (see `keras_seed_stream`): a load
+# in another thread during a training would change the trained weights, so loads take the same lock.
 TRAINING_LOCK = threading.RLock()
 # Training steps per call into TensorFlow: the same updates and losses, without Python between every two
 # batches (6 epochs of the default model on 2 cores: 5.3 s against 6.2 s one step at a time).
@@ -101,6 +103,26 @@ def configure_tensorflow(seed: int, members: int = 1) -> None:
         pass  # TensorFlow was already initialised in this process; its thread pools are fixed now.
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
+
+
+@contextmanager
+def keras_seed_stream(seed: int) -> Iterator[None]:
+    """Give Keras a seed stream of its own while a model is built, trained and saved.
+
+    Keras draws every unseeded layer's and initializer's seed from Python's global `random`, and other threads of the
+    process draw from it too (a Dask worker's background threads do within a second of a task starting), so the
+    weights would depend on their timing. The private stream starts where `random.seed(seed)` would, so the weights
+    are those of an undisturbed process. Keras has no public hook for this; it reads the module attribute swapped here
+    at every draw. Callers hold TRAINING_LOCK, under which no other Keras model is built or loaded.
+    """
+    from keras.src.random import seed_generator
+
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
 
 
 def task_cores() -> int:
@@ -254,12 +276,13 @@ def train_model(
         if is_trained(model_dir):  # trained by another task of this process while this one waited
             return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
                                 **storage.read_json(summary_path))
-        return _fit_and_save(train, validation, spec, params_paths, plan_path, model_dir, config, on_epoch)
+        configure_tensorflow(config.seed, config.ensemble_size)
+        with keras_seed_stream(config.seed):
+            return _fit_and_save(train, validation, spec, params_paths, plan_path, model_dir, config, on_epoch)
 
 
 def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, params_paths: dict[str, Path],
                   plan_path: Path, model_dir: Path, config: TrainingConfig, on_epoch: EpochCallback | None) -> TrainedModel:
-    configure_tensorflow(config.seed, config.ensemble_size)
     import keras
 
     _, lookback, n_features = train.inputs.shape

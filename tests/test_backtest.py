@@ -169,9 +169,6 @@ def test_a_dask_worker_killed_in_the_middle_of_a_training_does_not_fail_the_back
     assert state.is_completed(), state.message
     result = state.result()
     assert len(list(home.glob("models/*/training.json"))) == 3
-    issued, expected = forecasts(result), forecasts(whole[1])
-    # The same forecasts were issued (every station, origin and lead hour, by the same champions' schedule); their
-    # values on Dask workers are not always bit-equal to the thread runner's yet (see docs/backtest.md).
-    pd.testing.assert_frame_equal(issued[["station", "origin", "target_time", "lead_hours", "persistence", "observed"]],
-                                  expected[["station", "origin", "target_time", "lead_hours", "persistence", "observed"]])
-    assert issued["forecast"].notna().all()
+    # Seeded trainings in worker processes (one retried on another worker) issue the thread runner's forecasts, bit
+    # for bit: Keras's seeds come from a stream the workers' background threads cannot draw from (keras_seed_stream).
+    pd.testing.assert_frame_equal(forecasts(result), forecasts(whole[1]), check_exact=True)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tasks.train import build_model, horizon_weights, load_model, masked_mse, stopping_callbacks
+from tasks.train import build_model, horizon_weights, keras_seed_stream, load_model, masked_mse, stopping_callbacks
 
 
 def test_masked_loss_ignores_missing_targets():
@@ -59,3 +59,35 @@ def test_with_weight_averaging_the_averaged_weights_are_validated_and_kept():
         kept = training.evaluate(inputs[384:], targets[384:], batch_size=32, verbose=0)
         assert kept == pytest.approx(best[weight_averaging], rel=1e-4)  # the model ends on the best validated weights
     assert best[0.99] > 2 * best[0.0]
+
+
+def test_the_weights_keras_draws_do_not_depend_on_other_threads_drawing_from_pythons_random():
+    """Keras seeds every layer from a stream; a Dask worker's background threads draw from Python's global
+    `random` while a task runs. Under keras_seed_stream the initial weights are those of a quiet process."""
+    import random
+    import threading
+
+    import keras
+
+    def initial_weights() -> list[np.ndarray]:
+        keras.utils.set_random_seed(7)
+        with keras_seed_stream(7):
+            training, _ = build_model(lookback=5, n_features=3, horizon=4, layers=1, units=8, learning_rate=1e-3,
+                                      dropout=0.2, members=2)
+        return training.get_weights()
+
+    quiet = initial_weights()
+    stop = threading.Event()
+    drawn = []
+    noisy = threading.Thread(target=lambda: [drawn.append(random.random()) for _ in iter(stop.is_set, True)])
+    noisy.start()
+    try:
+        while len(drawn) < 1000:  # the other thread is drawing
+            pass
+        busy = initial_weights()
+    finally:
+        stop.set()
+        noisy.join()
+    assert len(drawn) > 1000
+    for expected, got in zip(quiet, busy, strict=True):
+        np.testing.assert_array_equal(got, expected)
