@@ -62,6 +62,16 @@ def verification_row(result: dict, wall_seconds: float) -> dict:
     }
 
 
+def training_pace(home: Path) -> dict:
+    """The trainings' own time per epoch (from each model's training.json): how much slower a training runs while
+    another one shares the machine's cores."""
+    summaries = [storage.read_json(path) for path in home.glob("models/*/training.json")]
+    epochs = sum(summary["epochs_run"] for summary in summaries)
+    seconds = sum(summary["seconds"] for summary in summaries)
+    return {"training_epochs": epochs, "training_seconds": round(seconds, 1),
+            "seconds_per_epoch": round(seconds / epochs, 2)}
+
+
 def backtest(home: Path, source: str, env: dict[str, str], *flags: str) -> dict:
     started = time.perf_counter()
     done = subprocess.run(pm25("backtest", "--json", "--source", source, "--home", str(home), *YEAR, *flags), env=env,
@@ -148,8 +158,9 @@ def backtest_rows(work: Path, source: str, env: dict[str, str], rows: list[str],
     for workers in (1, 2):
         if f"dask-{workers}" in rows:
             with LocalDask(workers) as address:
-                keep(f"dask-{workers}", backtest(work / f"dask_{workers}", source,
-                                                 env | {"PM25_TASK_RUNNER": "dask", "PM25_DASK_ADDRESS": address}))
+                home = work / f"dask_{workers}"
+                row = backtest(home, source, env | {"PM25_TASK_RUNNER": "dask", "PM25_DASK_ADDRESS": address})
+                keep(f"dask-{workers}", {**row, **training_pace(home)})
     with LocalDask(2) as address:
         dask = env | {"PM25_TASK_RUNNER": "dask", "PM25_DASK_ADDRESS": address}
         if "resume" in rows:
