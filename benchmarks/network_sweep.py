@@ -48,6 +48,9 @@ CANDIDATES = {
     "dew-point and pressure changes and wind speed shared too": {"shared": WEATHER_CHANGES},
     "… and dew point, pressure and temperature": {"shared": [*WEATHER_CHANGES, "dewp", "pres", "temp"]},
     "… and CO and NO2": {"shared": [*WEATHER_CHANGES, "co", "no2"]},
+    "weather changes shared, learning rate 0.002": {"shared": WEATHER_CHANGES, "settings": {"learning_rate": 0.002}},
+    "weather changes shared, 3 ensemble members": {"shared": WEATHER_CHANGES, "settings": {"ensemble_size": 3}},
+    "weather changes shared, 128 units": {"shared": WEATHER_CHANGES, "settings": {"lstm_units": 128}},
 }
 
 
