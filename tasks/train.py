@@ -85,7 +85,7 @@ def configure_tensorflow(seed: int, members: int = 1) -> None:
     """Seed every generator, make TensorFlow's ops deterministic, and share the cores among the ensemble's members.
 
     The same data and settings then give the same weights, run after run (what the backtest's no-peeking test
-    relies on); deterministic ops cost about 4 % of training time here (docs/backtest.md).
+    relies on); deterministic ops cost at most about 4 % of training time here (docs/backtest.md).
 
     An LSTM step is a chain of small ops that one core runs about as fast as two, so the members run
     side by side (one op of each at a time) with the cores split between them: on two cores a two-member
