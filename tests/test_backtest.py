@@ -172,3 +172,29 @@ def test_a_dask_worker_killed_in_the_middle_of_a_training_does_not_fail_the_back
     # Seeded trainings in worker processes (one retried on another worker) issue the thread runner's forecasts, bit
     # for bit: Keras's seeds come from a stream the workers' background threads cannot draw from (keras_seed_stream).
     pd.testing.assert_frame_equal(forecasts(result), forecasts(whole[1]), check_exact=True)
+
+
+def test_the_backtest_runs_on_the_multi_site_folder(multisite_dir, tmp_path):
+    """Every station of the folder is forecast at every origin by the one network model, checked against its own
+    file, and verified per station."""
+    import json
+
+    from flows.backtest import backtest_pm25
+
+    result = backtest_pm25(source=str(multisite_dir), home=str(tmp_path / "home"), backtest_start="2016-03-01",
+                           backtest_end="2016-03-03", retrain_every="0", max_epochs=1, lstm_units=8, ensemble_size=1)
+    frame = forecasts(result)
+    stations = sorted(path.name.split("_")[2] for path in multisite_dir.glob("PRSA_Data_*.csv"))
+    assert sorted(frame["station"].unique()) == stations
+    assert frame.groupby("station")["origin"].nunique().eq(3).all() and result["trained"] == 1
+    station = stations[0]
+    raw = pd.read_csv(next(multisite_dir.glob(f"PRSA_Data_{station}_*.csv")))
+    stamps = pd.to_datetime(raw[["year", "month", "day", "hour"]]).dt.tz_localize(ZONE)
+    reading = pd.Series(raw["PM2.5"].to_numpy(), index=stamps)
+    own = frame[frame["station"] == station]
+    pd.testing.assert_series_equal(own["persistence"].reset_index(drop=True),
+                                   reading[own["origin"]].reset_index(drop=True), check_names=False)
+    pd.testing.assert_series_equal(own["observed"].reset_index(drop=True),
+                                   reading[own["target_time"]].reset_index(drop=True), check_names=False)
+    verification = json.loads(Path(result["verification"]).read_text())
+    assert sorted(verification["stations"]) == stations and verification["stations_scored"] == stations
