@@ -110,10 +110,11 @@ def plan_jobs(dataset_path: Path, home: Path, start: date | None, end: date | No
                         [origin for origin in plan.retrain_origins if origin <= data_end])
     check_within_data(plan, data_start, data_end, validation_days, min_train_days)
     layout = Layout(home)
+    keys = {station: dataset.content_keys([station], plan.retrain_origins) for station in dataset.stations}
     jobs = []
-    for origin in plan.retrain_origins:
-        folders = {station: layout.features(dataset.content_key([station], origin), station, "before", origin.isoformat(),
-                                            validation_days, min_train_days, max_gap_hours, target_transform)
+    for n, origin in enumerate(plan.retrain_origins):
+        folders = {station: layout.features(keys[station][n], station, "before", origin.isoformat(), validation_days,
+                                            min_train_days, max_gap_hours, target_transform)
                    for station in dataset.stations}
         model_dir = layout.model(list(folders.values()), window_plan_name(lookback, horizon), config)
         jobs.append(RetrainJob(origin.isoformat(), folders, model_dir))

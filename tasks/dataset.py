@@ -52,9 +52,20 @@ class Dataset:
     def content_key(self, stations: list[str], until: pd.Timestamp) -> str:
         """A fingerprint of the given stations' readings before `until`: a file cut after `until`, or one with
         more recent hours appended, has the same key there, so what was computed from it is reused."""
-        digests = [storage.sha256_bytes(pd.util.hash_pandas_object(self.readings(station, until), index=False)
-                                        .to_numpy().tobytes()) for station in sorted(stations)]
-        return storage.fingerprint("readings", sorted(stations), digests)
+        return self.content_keys(stations, [until])[0]
+
+    def content_keys(self, stations: list[str], untils: list[pd.Timestamp]) -> list[str]:
+        """`content_key` at each of `untils`, reading and hashing each station's rows once."""
+        digests = {station: self._digests_before(station, untils) for station in sorted(stations)}
+        return [storage.fingerprint("readings", sorted(digests), [digests[station][n] for station in sorted(digests)])
+                for n in range(len(untils))]
+
+    def _digests_before(self, station: str, untils: list[pd.Timestamp]) -> list[str]:
+        """The digest of the station's rows recorded before each of `untils` (a row's hash does not depend on the
+        rows beside it, so each digest is that of `readings(station, until)`)."""
+        frame = pd.read_parquet(self.station_path(station))
+        row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        return [storage.sha256_bytes(row_hashes[(frame["timestamp"] < until).to_numpy()].tobytes()) for until in untils]
 
     def to_json(self) -> dict:
         return {"key": self.key, "stations": self.stations, "start": self.start, "end": self.end,

@@ -75,6 +75,22 @@ def test_the_dataset_is_partitioned_by_station_and_keyed_by_content_not_names(tm
     assert Dataset.load(dataset.path) == dataset
 
 
+def test_the_content_key_before_an_hour_ignores_every_later_hour(tmp_path):
+    import pandas as pd
+
+    files = [station_file(tmp_path, "A"), station_file(tmp_path, "B", seed=1)]
+    whole = build(files, tmp_path).dataset
+    cut_folder = tmp_path / "cut"
+    cut_folder.mkdir()
+    for path in files:  # the header and the first three days
+        (cut_folder / path.name).write_text("".join(path.read_text().splitlines(keepends=True)[: 1 + DAYS * 3]))
+    cut = build(list(cut_folder.iterdir()), tmp_path / "second").dataset
+    hours = [pd.Timestamp(f"2013-03-0{day} 05:00", tz="Asia/Shanghai") for day in (2, 3, 4)]
+    keys = whole.content_keys(["B", "A"], hours)
+    assert keys == [whole.content_key(["A", "B"], hour) for hour in hours] and len(set(keys)) == 3
+    assert cut.content_keys(["A", "B"], hours[:2]) == keys[:2]  # the cut file ends on day 3, after those hours
+    assert cut.content_key(["A", "B"], hours[2]) != keys[2] and whole.content_key(["A"], hours[0]) != keys[0]
+
 def test_stations_with_different_time_ranges_share_the_networks_hours(tmp_path):
     files = [station_file(tmp_path, "Early", hours=DAYS * 4), station_file(tmp_path, "Late", hours=DAYS * 4,
                                                                            start="2013-03-02", seed=1)]
