@@ -80,7 +80,9 @@ def plot_reliability(result: dict[str, Any], frame: pd.DataFrame, path: Path) ->
     inside = (cells["observed"] >= cells["lower_80"]) & (cells["observed"] <= cells["upper_80"])
     fifths = pd.qcut(cells["forecast"], 5, duplicates="drop")
     coverage = inside.groupby(fifths, observed=True).mean()
-    by_size.bar(range(len(coverage)), coverage.to_numpy(), tick_label=[f"{b.left:.0f}–{b.right:.0f}" for b in coverage.index])
+    ranges = cells["forecast"].groupby(fifths, observed=True).agg(["min", "max"])  # qcut's own edges reach below 0
+    by_size.bar(range(len(coverage)), coverage.to_numpy(),
+                tick_label=[f"{low:.0f}–{high:.0f}" for low, high in zip(ranges["min"], ranges["max"])])
     by_size.axhline(0.8, color="black", lw=0.8, ls="--")
     by_size.set_xlabel("forecast (µg/m³), fifths")
     by_size.set_ylim(0, 1)
