@@ -51,6 +51,9 @@ CANDIDATES = {
     "weather changes shared, learning rate 0.002": {"shared": WEATHER_CHANGES, "settings": {"learning_rate": 0.002}},
     "weather changes shared, 3 ensemble members": {"shared": WEATHER_CHANGES, "settings": {"ensemble_size": 3}},
     "weather changes shared, 128 units": {"shared": WEATHER_CHANGES, "settings": {"lstm_units": 128}},
+    "weather changes and ozone shared": {"shared": [*WEATHER_CHANGES, "o3"]},
+    "weather changes and PM10 shared": {"shared": [*WEATHER_CHANGES, "pm10"]},
+    "weather changes and rain shared": {"shared": [*WEATHER_CHANGES, "rain"]},
 }
 
 
