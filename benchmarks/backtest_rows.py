@@ -8,7 +8,8 @@
   again: the wall time of the second start;
 - weekly and never: the same year with a retraining every 7 days and without retraining, in the dask-2 home (the
   trainings they share with it are reused, which is how a user would run them);
-- hourly-28d: hourly origins with a retraining every 28 days, in the consistency home.
+- hourly-28d and hourly-7d: hourly origins (from 2014-01-01 00:00) with a retraining every 28 and every 7 days, on
+  two workers, in one fresh home (the 7-day row reuses the 28-day row's trainings: every 28th day is a 7th).
 
 Each row keeps its own date and time; `--backtests` picks rows, and rows merge into reports/bench/bench_backtest.json.
 """
@@ -29,7 +30,7 @@ from tasks import storage
 
 REPORTED = (1, 3, 6, 12, 24)
 YEAR = ["--start", "2014-01-01", "--end", "2014-12-31"]
-ROWS = ("consistency", "dask-1", "dask-2", "resume", "weekly", "never", "hourly-28d")
+ROWS = ("consistency", "dask-1", "dask-2", "resume", "weekly", "never", "hourly-28d", "hourly-7d")
 
 
 def pm25(*arguments: str) -> list[str]:
@@ -153,8 +154,6 @@ def backtest_rows(work: Path, source: str, env: dict[str, str], rows: list[str],
 
     if "consistency" in rows:
         keep("consistency", consistency(work, source, env))
-    if "hourly-28d" in rows:
-        keep("hourly-28d", backtest(work / "consistency", source, env, "--every", "1h", "--retrain-every", "28d"))
     for workers in (1, 2):
         if f"dask-{workers}" in rows:
             with LocalDask(workers) as address:
@@ -169,6 +168,9 @@ def backtest_rows(work: Path, source: str, env: dict[str, str], rows: list[str],
             keep("weekly", backtest(work / "dask_2", source, dask, "--retrain-every", "7d"))
         if "never" in rows:
             keep("never", backtest(work / "dask_2", source, dask, "--retrain-every", "0"))
+        for every in ("28d", "7d"):
+            if f"hourly-{every}" in rows:
+                keep(f"hourly-{every}", backtest(work / "hourly", source, dask, "--every", "1h", "--retrain-every", every))
     return report
 
 
