@@ -91,6 +91,7 @@ def test_the_content_key_before_an_hour_ignores_every_later_hour(tmp_path):
     assert cut.content_keys(["A", "B"], hours[:2]) == keys[:2]  # the cut file ends on day 3, after those hours
     assert cut.content_key(["A", "B"], hours[2]) != keys[2] and whole.content_key(["A"], hours[0]) != keys[0]
 
+
 def test_stations_with_different_time_ranges_share_the_networks_hours(tmp_path):
     files = [station_file(tmp_path, "Early", hours=DAYS * 4), station_file(tmp_path, "Late", hours=DAYS * 4,
                                                                            start="2013-03-02", seed=1)]
