@@ -56,14 +56,14 @@ class Dataset:
 
     def content_keys(self, stations: list[str], untils: list[pd.Timestamp]) -> list[str]:
         """`content_key` at each of `untils`, reading and hashing each station's rows once."""
-        digests = {station: self._digests_before(station, untils) for station in sorted(stations)}
-        return [storage.fingerprint("readings", sorted(digests), [digests[station][n] for station in sorted(digests)])
-                for n in range(len(untils))]
+        order = sorted(stations)
+        digests = [self._digests_before(station, untils) for station in order]
+        return [storage.fingerprint("readings", order, list(at_until)) for at_until in zip(*digests)]
 
     def _digests_before(self, station: str, untils: list[pd.Timestamp]) -> list[str]:
         """The digest of the station's rows recorded before each of `untils` (a row's hash does not depend on the
         rows beside it, so each digest is that of `readings(station, until)`)."""
-        frame = pd.read_parquet(self.station_path(station))
+        frame = self.readings(station)
         row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
         return [storage.sha256_bytes(row_hashes[(frame["timestamp"] < until).to_numpy()].tobytes()) for until in untils]
 
