@@ -2,9 +2,10 @@
 
 Needs a home where `pm25 run` has run on a folder of station files (its features are reused). For each
 candidate it trains the network model alone (the station models and baselines do not depend on it), with
-what every station shares or which of a station's own inputs it reads changed, or a training setting,
-and scores it on the validation span: RMSE pooled over the stations as a share of persistence's at 1, 6
-and 24 h. Writes reports/sweep/network_sweep.json and .md. The test span is never read.
+what every station shares, which of a station's own inputs it reads, its look-back or a training setting
+changed, and scores it on the validation span: RMSE pooled over the stations as a share of persistence's at 1, 6
+and 24 h. The seed is PM25_SEED's (42 by default); each seed keeps its own trained candidates. Writes
+reports/sweep/network_sweep.json and .md. The test span is never read.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ OUTPUT_DIR = PROJECT_ROOT / "reports" / "sweep"
 HORIZONS = (1, 6, 24)
 PM25_ONLY = ["pm25_z", "pm25_change_1h"]
 WEATHER_CHANGES = [*PM25_ONLY, "dewp_change_3h", "pres_change_3h", "wind_speed"]
-# name -> what every station shares, own-input prefixes dropped, and training settings changed.
+# name -> what every station shares, own-input prefixes dropped, the look-back and training settings changed.
 CANDIDATES = {
     "PM2.5 and its change shared": {"shared": PM25_ONLY},
     "… learning rate 0.002": {"shared": PM25_ONLY, "settings": {"learning_rate": 0.002}},
@@ -54,6 +55,20 @@ CANDIDATES = {
     "weather changes and ozone shared": {"shared": [*WEATHER_CHANGES, "o3"]},
     "weather changes and PM10 shared": {"shared": [*WEATHER_CHANGES, "pm10"]},
     "weather changes and rain shared": {"shared": [*WEATHER_CHANGES, "rain"]},
+    "weather changes shared, 64 units": {"shared": WEATHER_CHANGES, "settings": {"lstm_units": 64}},
+    "weather changes shared, dropout 0.35": {"shared": WEATHER_CHANGES, "settings": {"dropout": 0.35}},
+    "weather changes shared, batches of 1024": {"shared": WEATHER_CHANGES, "settings": {"batch_size": 1024}},
+    "weather changes shared, 12-hour look-back": {"shared": WEATHER_CHANGES, "lookback": 12},
+    "weather changes shared, 24-hour look-back": {"shared": WEATHER_CHANGES, "lookback": 24},
+    "weather changes shared, every horizon weighed alike": {"shared": WEATHER_CHANGES,
+                                                            "settings": {"horizon_weight_power": 0.0}},
+    "weather changes shared, loss weight h^-0.75": {"shared": WEATHER_CHANGES,
+                                                    "settings": {"horizon_weight_power": 0.75}},
+    "weather changes shared, without the day of the year": {"shared": WEATHER_CHANGES, "drop": ["doy_"]},
+    "weather changes shared, without the day of the year, loss weight h^-0.75": {
+        "shared": WEATHER_CHANGES, "drop": ["doy_"], "settings": {"horizon_weight_power": 0.75}},
+    "weather changes shared, without the day of the year, 12-hour look-back": {
+        "shared": WEATHER_CHANGES, "drop": ["doy_"], "lookback": 12},
 }
 
 
@@ -94,10 +109,14 @@ def run_candidate(name: str, home: Path, work: Path) -> dict:
     candidate = CANDIDATES[name]
     feature_paths, params_paths, plan_path = network_inputs(home)
     tasks.network.SHARED_FEATURES = tuple(candidate["shared"])  # this process trains one candidate at a time
-    if candidate.get("drop"):
+    if candidate.get("drop") or candidate.get("lookback"):
         plan = storage.read_json(plan_path)
         plan["feature_columns"] = [column for column in plan["feature_columns"]
-                                   if not column.startswith(tuple(candidate["drop"]))]
+                                   if not column.startswith(tuple(candidate.get("drop", ())))]
+        if candidate.get("lookback"):  # the first origin of a span needs a whole look-back before it
+            plan["lookback"] = candidate["lookback"]
+            plan["origins"] = {span: [max(first, plan["lookback"] - 1), stop]
+                               for span, (first, stop) in plan["origins"].items()}
         plan_path = storage.write_json(work / f"plan-{storage.fingerprint(name)}.json", plan)
     config = TrainingConfig.from_settings(Settings(**candidate.get("settings", {})))
     model_dir = work / storage.fingerprint(name)
@@ -122,7 +141,7 @@ def main() -> int:
     parser.add_argument("--home", required=True, type=Path, help="a PM25_HOME where `pm25 run` ran on station files")
     parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
     arguments = parser.parse_args()
-    work = arguments.home / "network_sweep"
+    work = arguments.home / "network_sweep" / f"seed-{Settings().seed}"  # PM25_SEED: a candidate's model per seed
     work.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in arguments.candidates:
