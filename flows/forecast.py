@@ -32,6 +32,7 @@ def forecast_pm25(
     settings = Settings.resolve(**{name: value for name, value in locals().items()})
     validated = validated_dataset(settings)
     layout = Layout(settings.home)
-    output = forecast_task.submit(validated.dataset.path, layout.models, layout.reports).result()
+    output = forecast_task.submit(validated.dataset.path, layout.models, layout.reports, settings.expectations_dir).result()
     return {"origin": output.origin, "model_version": output.model_version, "stations": output.stations,
-            "json": str(output.json_path), "csv": str(output.csv_path), "plot": str(output.plot_path)}
+            "json": str(output.json_path), "csv": str(output.csv_path), "plot": str(output.plot_path),
+            "map": str(output.map_path) if output.map_path else None}

@@ -95,7 +95,7 @@ def train_pm25(
     version = register_task.submit(layout.models, network.model_dir, dataset.path, evaluation.metrics_path, run_id,
                                    dataset.key, settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS | BACKTEST_SETTINGS)),
                                    TEST_DAYS).result()
-    forecast = forecast_task.submit(dataset.path, layout.models, layout.reports).result()
+    forecast = forecast_task.submit(dataset.path, layout.models, layout.reports, settings.expectations_dir).result()
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),
             "dataset": str(dataset.path), "stations": stations, "left_out": validated.summary.left_out,
             "model": str(network.model_path), "model_version": version.version,

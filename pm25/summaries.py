@@ -50,7 +50,7 @@ def forecast_summary(payload: dict[str, Any], files: dict[str, str]) -> str:
         lines += [f"  {row['target_time'][:16].replace('T', ' ')}  {'+' + str(row['horizon_hours']):>3} h  {row['pm25']:>6.1f}  "
                   f"[{row['lower_80']:.1f} – {row['upper_80']:.1f}]"
                   for row in payload["forecasts"] if row["station"] == station]
-    lines.append(f"files: {files['csv']}, {files['json']}, {files['plot']}")
+    lines.append("files: " + ", ".join(path for path in (files["csv"], files["json"], files["plot"], files.get("map")) if path))
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
 """Forecast: the champion model's next 24 hours at every station from the newest validated data, as JSON, CSV,
-plot and artifact.
+plot, map and artifact.
 
 A saved model folder is self-contained (model.keras, network.json, preprocessing/<station>.json, windows.json,
 training.json), so a forecast rebuilds the model's inputs from the validated dataset with the parameters fitted
@@ -29,11 +29,21 @@ from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, to
 from tasks.registry import champion
 from tasks.states import finish
 from tasks.train import WINDOWS_FILE, load_change_predictor
+from tasks.verify import BREAKPOINTS, category
 from tasks.windows import WindowPlan, WindowSet, span_origins, window_inputs
 
 FORECAST_DIR = "forecast"
 LATEST_STEM = "latest"
 HISTORY_HOURS_PLOTTED = 72
+STATION_LOCATIONS_FILE = "station_locations.json"
+# China's daily PM2.5 categories (HJ 633-2012) and the colours the standard gives them, as in tasks.verify.category.
+CATEGORY_NAMES = ("excellent", "good", "lightly polluted", "moderately polluted", "heavily polluted", "severely polluted")
+CATEGORY_COLOURS = ("#00e400", "#ffff00", "#ff7e00", "#ff0000", "#99004c", "#7e0023")
+CATEGORY_RANGES = (*(f"{low}–{high}" for low, high in zip((0, *BREAKPOINTS), BREAKPOINTS)), f"> {BREAKPOINTS[-1]}")
+# Where a station's name may go beside its marker: offset in points, alignment, and the spot's offset as a share
+# of a label's extent (to judge overlaps in map units).
+LABEL_SIDES = (((0, 11), "center", "bottom", (0, 1)), ((0, -11), "center", "top", (0, -1)),
+               ((11, 0), "left", "center", (0.6, 0)), ((-11, 0), "right", "center", (-0.6, 0)))
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,7 @@ class ForecastOutput:
     json_path: Path
     csv_path: Path
     plot_path: Path
+    map_path: Path | None  # none when fewer than two of the stations have a known location
     origin: str
     model_version: int
     stations: list[str]
@@ -162,22 +173,91 @@ def plot_next_hours(history: dict[str, pd.DataFrame], forecast: pd.DataFrame, pa
     return path
 
 
-def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path) -> ForecastOutput:
+def station_locations(path: Path) -> dict[str, tuple[float, float]]:
+    """Known stations' (longitude, latitude), from expectations/station_locations.json; none without the file."""
+    if not path.exists():
+        return {}
+    return {station: (float(lon), float(lat)) for station, (lon, lat) in storage.read_json(path)["stations"].items()}
+
+
+def plot_forecast_map(forecast: pd.DataFrame, locations: dict[str, tuple[float, float]], path: Path,
+                      title: str) -> list[str] | None:
+    """The mean forecast of the coming hours at every station with a known location, coloured by China's daily
+    category. Returns the stations left off for want of a location; None, and no map, when fewer than two
+    stations have one."""
+    from matplotlib.patches import Patch
+
+    from tasks.report import pyplot
+
+    means = forecast.groupby("station", sort=False)["pm25"].mean()
+    placed = [station for station in means.index if station in locations]
+    if len(placed) < 2:
+        return None
+    left_off = [station for station in means.index if station not in locations]
+    lon, lat = (np.array([locations[station][axis] for station in placed]) for axis in (0, 1))
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(9, 7), layout="constrained")
+    levels = category(means[placed].to_numpy())
+    axis.scatter(lon, lat, s=280, c=[CATEGORY_COLOURS[level] for level in levels], edgecolors="black", linewidths=0.8,
+                 zorder=2)
+    for station, level, x, y, side in zip(placed, levels, lon, lat, label_sides(lon, lat)):
+        offset, horizontal, vertical, _ = LABEL_SIDES[side]
+        axis.annotate(f"{means[station]:.0f}", (x, y), ha="center", va="center", fontsize=7, zorder=3,
+                      color="white" if level >= 3 else "black")
+        axis.annotate(station, (x, y), xytext=offset, textcoords="offset points", ha=horizontal, va=vertical, fontsize=8)
+    axis.set_aspect(1 / np.cos(np.radians(lat.mean())))  # a degree of longitude is shorter than one of latitude
+    axis.margins(0.15)
+    axis.set_xlabel("longitude (°E)")
+    axis.set_ylabel("latitude (°N)")
+    figure.legend(handles=[Patch(facecolor=colour, edgecolor="black", label=f"{name} ({bounds})")
+                           for colour, name, bounds in zip(CATEGORY_COLOURS, CATEGORY_NAMES, CATEGORY_RANGES)],
+                  loc="outside right upper", fontsize=7, title="daily category (µg/m³)", title_fontsize=7)
+    axis.set_title(title, fontsize=10)
+    if left_off:
+        figure.text(0.01, 0.005, f"not on the map (no known location): {', '.join(left_off)}", fontsize=7)
+    storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
+    plt.close(figure)
+    return left_off
+
+
+def label_sides(lon: np.ndarray, lat: np.ndarray) -> list[int]:
+    """For each station, the LABEL_SIDES entry its name takes. Stations are taken west to east; each name goes on
+    the first side where it overlaps no marker and no name placed before it, else where it overlaps fewest. A
+    label's extent is a rough share of the map's."""
+    width, height = 0.2 * np.ptp(lon), 0.06 * np.ptp(lat)
+    placed: list[tuple[float, float]] = []
+    sides = [0] * len(lon)
+    for index in np.argsort(lon, kind="stable"):
+        spots = [(lon[index] + dx * width, lat[index] + dy * height) for *_, (dx, dy) in LABEL_SIDES]
+        overlaps = [sum(abs(x - px) < width and abs(y - py) < height for px, py in placed)
+                    + sum(abs(x - mx) < 0.6 * width and abs(y - my) < 0.6 * height for mx, my in zip(lon, lat))
+                    for x, y in spots]
+        sides[index] = int(np.argmin(overlaps))  # the first side without overlaps, if there is one
+        placed.append(spots[sides[index]])
+    return sides
+
+
+def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expectations_dir: Path) -> ForecastOutput:
     """Forecast the hours after the newest validated hour at every station with the champion; write
-    latest.json/.csv/.png.
+    latest.json/.csv/.png, and latest_map.png where at least two of the stations have a location in
+    expectations_dir/station_locations.json.
 
     The same champion on the same data gives the same forecast, so an existing one is reused.
     """
     version = champion(models_dir)
     dataset = Dataset.load(dataset_path)
     output_dir = reports_dir / FORECAST_DIR
-    json_path, csv_path, plot_path = (output_dir / f"{LATEST_STEM}{suffix}" for suffix in (".json", ".csv", ".png"))
+    json_path, csv_path, plot_path, map_path = (output_dir / f"{LATEST_STEM}{suffix}"
+                                                for suffix in (".json", ".csv", ".png", "_map.png"))
+    locations_path = expectations_dir / STATION_LOCATIONS_FILE
+    locations = station_locations(locations_path)
     if all(path.exists() for path in (json_path, csv_path, plot_path)):
         previous = storage.read_json(json_path)
-        if (previous["model_dir"], previous.get("dataset")) == (version.model_dir, dataset.key):
+        if ((previous["model_dir"], previous.get("dataset"), previous.get("locations", "unknown"))
+                == (version.model_dir, dataset.key, storage.fingerprint(locations))):
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
-            return ForecastOutput(json_path, csv_path, plot_path, previous["origin"], version.version, previous["stations"],
-                                  cache_hit=True)
+            return ForecastOutput(json_path, csv_path, plot_path, map_path if previous["map"] else None,
+                                  previous["origin"], version.version, previous["stations"], cache_hit=True)
     model = load_saved_model(models_dir / version.model_dir)
     features = model_features(dataset, model)
     forecast = next_hours(features, model, version.interval_offsets)
@@ -200,34 +280,42 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path) -> F
                        .to_csv(index=False))
     history = {station: frame[["timestamp", "target"]].iloc[-HISTORY_HOURS_PLOTTED:] for station, frame in features.items()}
     plot_next_hours(history, forecast, plot_path, f"PM2.5 forecast from {origin} (model v{version.version})")
-    storage.write_json(json_path, payload)
+    left_off = plot_forecast_map(forecast, locations, map_path, f"Mean PM2.5 forecast of the {model.plan.horizon} h "
+                                 f"from {origin} (model v{version.version}), µg/m³")
+    if left_off is None:
+        map_path.unlink(missing_ok=True)  # an earlier run's map of other stations would mislead
+    elif left_off:
+        log.info("forecast map: no known location for %s (%s); left off the map", ", ".join(left_off), locations_path)
+    storage.write_json(json_path, {**payload, "map": left_off is not None, "locations": storage.fingerprint(locations)})
     log.info("forecast from %s with model v%d: next %d h at %d station(s) written to %s", origin, version.version,
              model.plan.horizon, len(model.spec.stations), json_path)
-    return ForecastOutput(json_path, csv_path, plot_path, origin, version.version, model.spec.stations)
+    return ForecastOutput(json_path, csv_path, plot_path, map_path if left_off is not None else None, origin,
+                          version.version, model.spec.stations)
 
 
 def _forecast_row(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "target_time": row["target_time"].isoformat(), "horizon_hours": int(row["horizon_hours"])}
 
 
-def forecast_markdown(output: ForecastOutput, image_link: str) -> str:
+def forecast_markdown(output: ForecastOutput, image_link: str, map_link: str | None = None) -> str:
     payload = storage.read_json(output.json_path)
     lines = [f"# PM2.5 forecast from {payload['origin']} (model v{payload['model_version']})", "",
-             f"![Forecast]({image_link})", "", "| station | time | hours ahead | PM2.5 | 80 % interval |",
-             "|---|---|---|---|---|"]
+             f"![Forecast]({image_link})", "", *([f"![Map of the forecast]({map_link})", ""] if map_link else []),
+             "| station | time | hours ahead | PM2.5 | 80 % interval |", "|---|---|---|---|---|"]
     lines += [f"| {row['station']} | {row['target_time']} | {row['horizon_hours']} | {row['pm25']} | "
               f"{row['lower_80']}–{row['upper_80']} |" for row in payload["forecasts"]]
     return "\n".join([*lines, "", f"Files: `{output.json_path}`, `{output.csv_path}`", ""])
 
 
 @task(cache_policy=NO_CACHE, name="forecast", task_run_name="forecast the next hours with the champion")
-def forecast_task(dataset_path: Path, models_dir: Path, reports_dir: Path) -> ForecastOutput:
+def forecast_task(dataset_path: Path, models_dir: Path, reports_dir: Path, expectations_dir: Path) -> ForecastOutput:
     from prefect.artifacts import create_markdown_artifact
 
     from tasks.report import image_data_uri
 
-    output = write_forecast(dataset_path, models_dir, reports_dir)
-    create_markdown_artifact(forecast_markdown(output, image_data_uri(output.plot_path)), key="pm25-forecast",
+    output = write_forecast(dataset_path, models_dir, reports_dir, expectations_dir)
+    map_link = image_data_uri(output.map_path) if output.map_path else None
+    create_markdown_artifact(forecast_markdown(output, image_data_uri(output.plot_path), map_link), key="pm25-forecast",
                              description=f"Next-hours PM2.5 forecast from {output.origin}")
     return finish(output, output.cache_hit, "forecast")
 

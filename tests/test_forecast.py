@@ -3,11 +3,13 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from pm25.cli import main
 from flows.forecast import forecast_pm25
+from tasks.forecast import LABEL_SIDES, label_sides, plot_forecast_map
 from tasks.registry import champion
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -28,6 +30,7 @@ def test_forecast_flow_writes_the_champions_next_24_hours(trained_home, real_csv
     assert (table["lower_80"] >= 0).all()
     assert [row["pm25"] for row in payload["forecasts"]] == table["pm25"].tolist()
     assert Path(result["plot"]).read_bytes().startswith(b"\x89PNG")
+    assert result["map"] is None and not (home / "reports" / "forecast" / "latest_map.png").exists()  # one station
 
 
 def test_forecast_command_prints_the_next_24_hours_and_where_the_files_are(trained_home, real_csv, capsys):
@@ -43,3 +46,27 @@ def test_forecast_without_a_champion_says_so(real_csv, tmp_path, capsys):
     assert main(["forecast", "--source", str(real_csv), "--home", str(tmp_path)]) == 1
     assert "no champion model yet; run the train-pm25 flow first" in capsys.readouterr().err
     assert not (tmp_path / "reports" / "forecast").exists()
+
+
+def _next_day(levels: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame([{"station": station, "horizon_hours": hour, "pm25": level}
+                         for station, level in levels.items() for hour in range(1, 25)])
+
+
+def test_the_map_shows_the_stations_with_a_location_and_names_the_others(tmp_path):
+    locations = {"North": (116.2, 40.3), "South": (116.4, 39.9)}
+    path = tmp_path / "map.png"
+    left_off = plot_forecast_map(_next_day({"North": 20.0, "South": 180.0, "Mine": 50.0}), locations, path, "map")
+    assert left_off == ["Mine"] and path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_no_map_when_fewer_than_two_stations_have_a_location(tmp_path):
+    path = tmp_path / "map.png"
+    assert plot_forecast_map(_next_day({"North": 20.0, "Mine": 50.0}), {"North": (116.2, 40.3)}, path, "map") is None
+    assert not path.exists()
+
+
+def test_names_of_close_stations_go_on_different_sides():
+    lon, lat = np.array([116.30, 116.31, 116.90]), np.array([39.90, 39.90, 40.40])
+    sides = label_sides(lon, lat)
+    assert sides[0] != sides[1] and sides[2] == 0 and all(0 <= side < len(LABEL_SIDES) for side in sides)

@@ -53,5 +53,6 @@ def test_forecast_flow_and_models_command_show_the_stations(network_home, multis
     home, _ = network_home
     result = forecast_pm25(source=str(multisite_dir), home=str(home))
     assert result["stations"] == NINE and result["origin"] == "2017-02-28T23:00:00+08:00"
+    assert Path(result["map"]) == home / "reports" / "forecast" / "latest_map.png" and Path(result["map"]).is_file()
     assert main(["models", "--home", str(home)]) == 0
     assert capsys.readouterr().out.startswith(f"champion v1 forecasts: {', '.join(NINE)}")
