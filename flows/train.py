@@ -100,4 +100,5 @@ def train_pm25(
             "dataset": str(dataset.path), "stations": stations, "left_out": validated.summary.left_out,
             "model": str(network.model_path), "model_version": version.version,
             "promoted": version.challenge["promoted"], "decision": version.challenge["reason"],
-            "forecast": str(forecast.json_path), "metrics": report.metrics_rows}
+            "forecast": str(forecast.json_path), "forecast_map": str(forecast.map_path) if forecast.map_path else None,
+            "metrics": report.metrics_rows}

@@ -26,7 +26,7 @@ def run_summary(result: dict[str, Any]) -> str:
         *("    " + f"{name:<12}" + "".join(f"{rows[name][f'rmse_h{h}']:>9.2f}" for h in horizons)
           for name in SUMMARY_MODELS if name in rows),
         f"  report:   {result['report']}",
-        f"  forecast: {result['forecast'].removesuffix('.json')}.csv (.json, .png)",
+        f"  forecast: {result['forecast'].removesuffix('.json')}.csv (.json, .png{', _map.png' if result.get('forecast_map') else ''})",
     ]
     return "\n".join(lines)
 

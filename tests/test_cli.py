@@ -71,6 +71,8 @@ def test_run_summary_says_where_the_run_is_what_was_decided_and_how_it_scored():
     assert lines[4].split() == ["1", "h", "6", "h", "24", "h"]
     assert lines[5].split() == ["lstm", "16.50", "43.75", "71.84"] and lines[6].split()[0] == "persistence"
     assert lines[-1] == "  forecast: /h/reports/forecast/latest.csv (.json, .png)"
+    mapped = run_summary({**result, "forecast_map": "/h/reports/forecast/latest_map.png"}).splitlines()
+    assert mapped[-1] == "  forecast: /h/reports/forecast/latest.csv (.json, .png, _map.png)"
 
 
 def test_forecast_summary_prints_every_hour_with_its_interval():
@@ -82,6 +84,9 @@ def test_forecast_summary_prints_every_hour_with_its_interval():
     assert lines[0].startswith("PM2.5 forecast from 2017-02-28T23:00:00+08:00 by model v1") and lines[1] == "A:"
     assert len(lines) == 2 + 24 + 1 and lines[2].split() == ["2017-03-01", "00:00", "+1", "h", "50.0", "[40.0", "–", "70.0]"]
     assert lines[-1] == "files: f.csv, f.json, f.png"
+    files = {"csv": "f.csv", "json": "f.json", "plot": "f.png", "map": "f_map.png"}
+    assert forecast_summary({"origin": "o", "model_version": 1, "stations": ["A"], "forecasts": rows},
+                            files).splitlines()[-1] == "files: f.csv, f.json, f.png, f_map.png"
 
 
 def test_backtest_summary_shows_scores_against_persistence_and_where_the_report_is():
