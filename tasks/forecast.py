@@ -29,15 +29,14 @@ from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, to
 from tasks.registry import champion
 from tasks.states import finish
 from tasks.train import WINDOWS_FILE, load_change_predictor
-from tasks.verify import BREAKPOINTS, category
+from tasks.verify import BREAKPOINTS, CATEGORY_NAMES, category
 from tasks.windows import WindowPlan, WindowSet, span_origins, window_inputs
 
 FORECAST_DIR = "forecast"
 LATEST_STEM = "latest"
 HISTORY_HOURS_PLOTTED = 72
 STATION_LOCATIONS_FILE = "station_locations.json"
-# China's daily PM2.5 categories (HJ 633-2012) and the colours the standard gives them, as in tasks.verify.category.
-CATEGORY_NAMES = ("excellent", "good", "lightly polluted", "moderately polluted", "heavily polluted", "severely polluted")
+# The colours HJ 633-2012 gives China's daily categories (tasks.verify.CATEGORY_NAMES), and their ranges.
 CATEGORY_COLOURS = ("#00e400", "#ffff00", "#ff7e00", "#ff0000", "#99004c", "#7e0023")
 CATEGORY_RANGES = (*(f"{low}–{high}" for low, high in zip((0, *BREAKPOINTS), BREAKPOINTS)), f"> {BREAKPOINTS[-1]}")
 # Where a station's name may go beside its marker: offset in points, alignment, and the spot's offset as a share
@@ -256,7 +255,7 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
         if ((previous["model_dir"], previous.get("dataset"), previous.get("locations", "unknown"))
                 == (version.model_dir, dataset.key, storage.fingerprint(locations))):
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
-            return ForecastOutput(json_path, csv_path, plot_path, map_path if previous["map"] else None,
+            return ForecastOutput(json_path, csv_path, plot_path, map_path if map_path.exists() else None,
                                   previous["origin"], version.version, previous["stations"], cache_hit=True)
     model = load_saved_model(models_dir / version.model_dir)
     features = model_features(dataset, model)
@@ -283,10 +282,10 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
     left_off = plot_forecast_map(forecast, locations, map_path, f"Mean PM2.5 forecast of the {model.plan.horizon} h "
                                  f"from {origin} (model v{version.version}), µg/m³")
     if left_off is None:
-        map_path.unlink(missing_ok=True)  # an earlier run's map of other stations would mislead
+        map_path.unlink(missing_ok=True)  # an earlier map would mislead, and a cache hit goes by whether one exists
     elif left_off:
         log.info("forecast map: no known location for %s (%s); left off the map", ", ".join(left_off), locations_path)
-    storage.write_json(json_path, {**payload, "map": left_off is not None, "locations": storage.fingerprint(locations)})
+    storage.write_json(json_path, {**payload, "locations": storage.fingerprint(locations)})
     log.info("forecast from %s with model v%d: next %d h at %d station(s) written to %s", origin, version.version,
              model.plan.horizon, len(model.spec.stations), json_path)
     return ForecastOutput(json_path, csv_path, plot_path, map_path if left_off is not None else None, origin,

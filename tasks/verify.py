@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# Upper bounds of China's daily PM2.5 categories, µg/m³ (HJ 633-2012, IAQI 50/100/150/200/300): excellent, good,
-# lightly, moderately, heavily polluted; above the last, severely.
+# Upper bounds of China's daily PM2.5 categories, µg/m³ (HJ 633-2012, IAQI 50/100/150/200/300), and the categories'
+# names: one more name than bounds, for above the last.
 BREAKPOINTS = (35, 75, 115, 150, 250)
+CATEGORY_NAMES = ("excellent", "good", "lightly polluted", "moderately polluted", "heavily polluted",
+                  "severely polluted")
 EXCEEDANCES = (75, 150)
 # A 24-hour mean counts only with at least 20 hourly readings (GB 3095-2012, data validity).
 MIN_HOURS_OF_MEAN = 20
