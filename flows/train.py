@@ -88,7 +88,7 @@ def train_pm25(
     evaluations = evaluate_task.map(stations, unmapped(feature_paths), plan_path, network.model_dir,
                                     [trained[station_model(station)].model_dir for station in stations],
                                     settings.seed).result()
-    evaluation = score_network_task.submit(evaluations, settings.horizon_hours, run_dir).result()
+    evaluation = score_network_task.submit(evaluations, settings.horizon_hours, run_dir, network.model_dir).result()
     report = report_task.submit(run_dir, layout.reports, evaluation.metrics_path, evaluation.predictions_path,
                                 network.model_dir / TRAINING_LOG, network.model_dir / PLOTS_DIR,
                                 validated.summary.docs_index, run_id, validated.summary.left_out).result()

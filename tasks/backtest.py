@@ -23,9 +23,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
 from tasks.dataset import Dataset
-from tasks.evaluate import INTERVAL_COVERAGE, fit_interval_offsets
 from tasks.forecast import forecasts_at, load_saved_model, model_features, span_forecast
 from tasks.ingest import TIMEZONE
+from tasks.intervals import fit_intervals, read_intervals, write_intervals
 from tasks.layout import Layout
 from tasks.network import NetworkSpec
 from tasks.origins import BacktestPlan, check_within_data, default_dates, plan_backtest
@@ -36,7 +36,6 @@ from tasks.states import finish
 from tasks.train import EpochCallback, TrainingConfig, is_trained, train_model
 from tasks.windows import build_window_plan
 
-INTERVALS_FILE = "intervals.json"
 CHALLENGES_DIR = "challenges"
 SEGMENTS_DIR = "backtest_forecasts"
 FORECAST_COLUMNS = ["station", "origin", "target_time", "lead_hours", "forecast", "lower_80", "upper_80",
@@ -149,20 +148,17 @@ def retrain(job: RetrainJob, dataset_path: Path, validation_days: int, min_train
     return Retrained(job.origin, job.model_dir, trained.epochs_run, trained.seconds, trained.cache_hit)
 
 
-def calibrate(dataset_path: Path, model_dir: Path, origin: pd.Timestamp, validation_days: int) -> Path:
-    """80 % interval offsets per station and horizon: the residual quantiles of the model's forecasts of the
-    `validation_days` before `origin` (split conformal, as in `pm25 run`)."""
-    path = model_dir / INTERVALS_FILE
-    if path.exists():
-        return path
+def calibrate(dataset_path: Path, model_dir: Path, origin: pd.Timestamp, validation_days: int) -> None:
+    """80 % interval tables per station (`tasks.intervals`): from the model's forecasts of the `validation_days`
+    before `origin`, as in `pm25 run`. Tables of an earlier method are fitted again."""
+    if read_intervals(model_dir) is not None:
+        return
     model = load_saved_model(model_dir)
     features = model_features(Dataset.load(dataset_path), model, origin - pd.Timedelta(hours=1))
     hours = len(next(iter(features.values())))
-    offsets = {}
-    for station, (_, observed, forecast, _) in span_forecast(features, model, hours - validation_days * HOURS_PER_DAY).items():
-        lower, upper = fit_interval_offsets(observed, forecast, INTERVAL_COVERAGE)
-        offsets[station] = {"lower": lower.tolist(), "upper": upper.tolist()}
-    return storage.write_json(path, offsets)
+    validation = span_forecast(features, model, hours - validation_days * HOURS_PER_DAY)
+    write_intervals(model_dir, {station: fit_intervals(observed, forecast)
+                                for station, (_, observed, forecast, _) in validation.items()})
 
 
 def promotion_history(retrained: list[Retrained], dataset_path: Path, validation_days: int) -> list[Decision]:
@@ -204,7 +200,9 @@ def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], ve
     dataset = Dataset.load(dataset_path)
     stamps = pd.DatetimeIndex([pd.Timestamp(origin) for origin in origins]).tz_convert(TIMEZONE)
     last = stamps[-1]
-    key = storage.fingerprint(origins, dataset.content_key(NetworkSpec.load(model_dir).stations, last + pd.Timedelta(hours=1)))
+    intervals = read_intervals(model_dir)
+    readings = dataset.content_key(NetworkSpec.load(model_dir).stations, last + pd.Timedelta(hours=1))
+    key = storage.fingerprint(origins, readings, {station: table.to_json() for station, table in intervals.items()})
     path = model_dir / SEGMENTS_DIR / f"{key}.parquet"
     if path.exists():
         return Segment(path, version, len(origins), cache_hit=True)
@@ -212,14 +210,12 @@ def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], ve
     features = model_features(dataset, model, last)
     timestamps = pd.DatetimeIndex(next(iter(features.values()))["timestamp"])
     rows = timestamps.get_indexer(stamps)
-    offsets = storage.read_json(model_dir / INTERVALS_FILE)
     horizon = model.plan.horizon
     leads = np.arange(1, horizon + 1)
     frames = []
     for station, forecast in forecasts_at(features, model, rows).items():
         reading = features[station]["target"].to_numpy(dtype="float64")[rows]
-        lower = np.clip(forecast + np.asarray(offsets[station]["lower"]), 0, None)
-        upper = forecast + np.asarray(offsets[station]["upper"])
+        lower, upper = intervals[station].bounds(forecast)
         frames.append(pd.DataFrame({
             "station": station,
             "origin": np.repeat(stamps, horizon),
@@ -263,7 +259,7 @@ def plan_task(dataset_path: Path, home: Path, start: date | None, end: date | No
 
 def retrained_share(model_dirs: list[Path]) -> float:
     """Percent of the retrain origins whose model (and its intervals) exists."""
-    done = sum(is_trained(folder) and (folder / INTERVALS_FILE).exists() for folder in model_dirs)
+    done = sum(is_trained(folder) and read_intervals(folder) is not None for folder in model_dirs)
     return 100.0 * done / len(model_dirs)
 
 

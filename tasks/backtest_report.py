@@ -65,10 +65,9 @@ def plot_monthly_rmse(frame: pd.DataFrame, path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_reliability(result: dict[str, Any], frame: pd.DataFrame, path: Path) -> Path:
+def plot_reliability(result: dict[str, Any], path: Path) -> Path:
     """Coverage of the 80 % intervals by lead hour, and by the size of the forecast (fifths of the forecasts)."""
     plt = pyplot()
-    cells = scored_cells(frame)
     figure, (by_lead, by_size) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     rows = result["by_lead"]
     by_lead.plot([row["lead_hours"] for row in rows], [row["coverage_80"] for row in rows], marker="o", ms=3)
@@ -77,12 +76,9 @@ def plot_reliability(result: dict[str, Any], frame: pd.DataFrame, path: Path) ->
     by_lead.set_ylabel("share of observations inside")
     by_lead.set_ylim(0, 1)
     by_lead.legend(fontsize=8)
-    inside = (cells["observed"] >= cells["lower_80"]) & (cells["observed"] <= cells["upper_80"])
-    fifths = pd.qcut(cells["forecast"], 5, duplicates="drop")
-    coverage = inside.groupby(fifths, observed=True).mean()
-    ranges = cells["forecast"].groupby(fifths, observed=True).agg(["min", "max"])  # qcut's own edges reach below 0
-    by_size.bar(range(len(coverage)), coverage.to_numpy(),
-                tick_label=[f"{low:.0f}–{high:.0f}" for low, high in zip(ranges["min"], ranges["max"])])
+    groups = result["intervals_by_size"]
+    by_size.bar(range(len(groups)), [group["coverage_80"] for group in groups],
+                tick_label=[f"{group['from']:.0f}–{group['to']:.0f}" for group in groups])
     by_size.axhline(0.8, color="black", lw=0.8, ls="--")
     by_size.set_xlabel("forecast (µg/m³), fifths")
     by_size.set_ylim(0, 1)
@@ -147,7 +143,8 @@ def lead_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"lead (h)": model["lead_hours"], "n": model["n"], "RMSE": _number(model["rmse"]),
                      "persistence RMSE": _number(persistence["rmse"]), "skill": _number(model["skill"], 3),
                      "MAE": _number(model["mae"]), "bias": _number(model["bias"]),
-                     "coverage 80 %": _number(model["coverage_80"], 3), "width 80 %": _number(model["mean_width_80"], 1)})
+                     "coverage 80 %": _number(model["coverage_80"], 3), "width 80 %": _number(model["mean_width_80"], 1),
+                     "interval score": _number(model["interval_score_80"], 1)})
     return rows
 
 
@@ -199,7 +196,7 @@ def write_backtest_report(forecasts_path: Path, decisions: list[Decision], backt
     verification_path = storage.write_json(backtest_dir / VERIFICATION_FILE, result)
     plot_skill(result, backtest_dir / "skill.png")
     plot_monthly_rmse(frame, backtest_dir / "monthly_rmse.png")
-    plot_reliability(result, frame, backtest_dir / "reliability.png")
+    plot_reliability(result, backtest_dir / "reliability.png")
     plot_worst_week(frame, backtest_dir / "worst_week.png")
     report_path = storage.write_text(backtest_dir / REPORT_FILE, report_markdown(result, backtest_dir.name))
     latest = publish_latest(backtest_dir, backtests_dir)

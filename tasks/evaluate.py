@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
 from tasks.gbm import fit_predict_gbm
+from tasks.intervals import INTERVALS_FILE, METHOD, IntervalTable, fit_intervals, interval_score, write_intervals
 from tasks.network import NetworkSpec, load_station_params, station_window_set
 from tasks.progress import PROGRESS
 from tasks.preprocess import HOURS_PER_DAY, PM25_INPUT, PreprocessingParams, target_inverse
@@ -29,8 +30,6 @@ from tasks.windows import WindowPlan, WindowSet, make_window_set
 REPORTED_HORIZONS = (1, 3, 6, 12, 24)
 BASELINES = ("lstm_station", "gbm", "persistence", "seasonal_naive", "climatology")
 MODELS = ("lstm", *BASELINES)
-INTERVALS_FILE = "intervals.json"
-INTERVAL_COVERAGE = 0.8
 EVALUATION_DIR = "evaluation"
 SCORED_SPANS = ("validation", "test")
 SCORING = "observed target hours in the {span} span, from origins with an observed reading; same cells for every model"
@@ -103,13 +102,6 @@ def to_micrograms(windows: WindowSet, change: np.ndarray, params: PreprocessingP
     return np.clip(target_inverse(model_space, params.target_transform), 0, None)
 
 
-def fit_interval_offsets(observed: np.ndarray, forecast: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-horizon residual quantiles (split conformal): forecast + offsets brackets `coverage` of outcomes."""
-    residual = observed - forecast
-    tail = (1 - coverage) / 2
-    return np.nanquantile(residual, tail, axis=0), np.nanquantile(residual, 1 - tail, axis=0)
-
-
 def model_forecasts(model_dir: Path, features: dict[str, pd.DataFrame], plan: WindowPlan, station: str,
                     spans: tuple[str, ...]) -> dict[str, np.ndarray]:
     """A saved model's forecasts (µg/m³) of `station` on each span, with the inputs its network reads."""
@@ -158,11 +150,12 @@ def span_bounds(features: pd.DataFrame, span: str) -> dict[str, str]:
 
 
 def forecast_station(features: dict[str, pd.DataFrame], station: str, plan: WindowPlan, params: PreprocessingParams,
-                     network_dir: Path, station_dir: Path, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+                     network_dir: Path, station_dir: Path,
+                     seed: int) -> tuple[pd.DataFrame, pd.DataFrame, IntervalTable]:
     """One station's long predictions tables (test, validation), each model's forecast on the same scored cells,
-    and its 80 % interval offsets.
+    and its 80 % interval table.
 
-    The intervals come from the network LSTM's residual quantiles on the station's validation span, never
+    The intervals come from the network LSTM's residuals on the station's validation span, never
     from the test span. The validation span is the one the model and its settings are chosen on (`make
     sweep`), so the test year never has to be looked at to choose.
     """
@@ -171,16 +164,14 @@ def forecast_station(features: dict[str, pd.DataFrame], station: str, plan: Wind
     frames = {}
     spans = forecast_spans(features, station, plan, params, network_dir, station_dir, seed)
     observed = {name: observed_targets(series, windows) for name, (windows, _) in spans.items()}
-    lower_offset, upper_offset = fit_interval_offsets(observed["validation"], spans["validation"][1]["lstm"],
-                                                      INTERVAL_COVERAGE)
+    intervals = fit_intervals(observed["validation"], spans["validation"][1]["lstm"])
     for name, (windows, forecasts) in spans.items():
         scored = scored_cells(observed[name], np.isfinite(series[windows.origin_index]), forecasts)
-        lstm = forecasts["lstm"]
-        bounds = {"lstm_lower": np.clip(lstm + lower_offset, 0, None), "lstm_upper": lstm + upper_offset}
-        frames[name] = predictions_frame(own, windows.origin_index, observed[name], {**forecasts, **bounds},
+        lower, upper = intervals.bounds(forecasts["lstm"])
+        frames[name] = predictions_frame(own, windows.origin_index, observed[name],
+                                         {**forecasts, "lstm_lower": lower, "lstm_upper": upper},
                                          scored).assign(station=station)
-    offsets = {"lower_offset": lower_offset.tolist(), "upper_offset": upper_offset.tolist()}
-    return frames["test"], frames["validation"], offsets
+    return frames["test"], frames["validation"], intervals
 
 
 def metrics_from_predictions(frame: pd.DataFrame, horizon: int, models: list[str]) -> dict[str, Any]:
@@ -201,12 +192,18 @@ def metrics_from_predictions(frame: pd.DataFrame, horizon: int, models: list[str
 
 
 def coverage_from_predictions(frame: pd.DataFrame, horizon: int) -> dict[str, Any]:
+    """The LSTM's 80 % intervals on the scored cells: coverage overall, by horizon and in each fifth of the
+    forecasts by size (smallest first), the mean interval score, and the mean width by horizon."""
     scored = frame[frame["scored"]]
     observed = scored["observed"].to_numpy()
     inside = (observed >= scored["lstm_lower"].to_numpy()) & (observed <= scored["lstm_upper"].to_numpy())
     width = (scored["lstm_upper"] - scored["lstm_lower"]).to_numpy()
     steps = scored["horizon"].to_numpy()
+    fifth = np.floor(5 * scored["lstm"].rank(method="first").to_numpy() / (len(scored) + 1)).astype(int)
+    score = interval_score(observed, scored["lstm_lower"].to_numpy(), scored["lstm_upper"].to_numpy())
     return {"coverage_80": float(inside.mean()),
+            "coverage_by_size_fifth": [float(inside[fifth == k].mean()) for k in range(5)],
+            "interval_score_80": float(score.mean()),
             "coverage_by_horizon": [float(inside[steps == h].mean()) for h in range(1, horizon + 1)],
             "mean_width_by_horizon": [float(width[steps == h].mean()) for h in range(1, horizon + 1)]}
 
@@ -223,27 +220,29 @@ def evaluate_station(station: str, feature_paths: dict[str, Path], plan_path: Pa
     """Forecast and score one station with every model; kept in the network model's folder, so a later run
     of the same models copies them. The station model's folder name is part of the key."""
     folder = network_dir / EVALUATION_DIR / f"{station}-{station_dir.name}"
-    if (folder / INTERVALS_FILE).exists():
+    if (folder / INTERVALS_FILE).exists() and storage.read_json(folder / INTERVALS_FILE).get("method") == METHOD:
         log.info("evaluation cache hit: %s already holds station %s's scores", folder, station)
         return StationEvaluation(station, folder, cache_hit=True)
     features = {name: pd.read_parquet(path) for name, path in feature_paths.items()}
     plan = WindowPlan.from_json(storage.read_json(plan_path))
     params = load_station_params(network_dir)[station]
-    test, validation, offsets = forecast_station(features, station, plan, params, network_dir, station_dir, seed)
+    test, validation, intervals = forecast_station(features, station, plan, params, network_dir, station_dir, seed)
     storage.write_parquet(folder / "predictions.parquet", test)
     storage.write_parquet(folder / "validation_predictions.parquet", validation)
     own = features[station]
-    storage.write_json(folder / INTERVALS_FILE, {**offsets, "test": span_bounds(own, "test"),
-                                                 "validation": span_bounds(own, "validation")})  # written last
+    storage.write_json(folder / INTERVALS_FILE, {"method": METHOD, "table": intervals.to_json(),  # written last
+                                                 "test": span_bounds(own, "test"),
+                                                 "validation": span_bounds(own, "validation")})
     scored = len(list((network_dir / EVALUATION_DIR).glob(f"*/{INTERVALS_FILE}")))
     log.info("scored station %s", station, extra={PROGRESS: ("scoring stations", min(scored, len(feature_paths)),
                                                              len(feature_paths))})
     return StationEvaluation(station, folder)
 
 
-def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output_dir: Path) -> EvaluationOutput:
+def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output_dir: Path,
+                      model_dir: Path) -> EvaluationOutput:
     """metrics.json (pooled over every station's scored hours, and per station) and the network's predictions,
-    written into `output_dir`."""
+    written into `output_dir`; the stations' interval tables, which its forecasts use, beside the model."""
     tests = [pd.read_parquet(item.folder / "predictions.parquet") for item in evaluations]
     validations = [pd.read_parquet(item.folder / "validation_predictions.parquet") for item in evaluations]
     intervals = {item.station: storage.read_json(item.folder / INTERVALS_FILE) for item in evaluations}
@@ -254,8 +253,7 @@ def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output
     for item, test, validation in zip(evaluations, tests, validations):
         stations[item.station] = {
             "models": metrics_from_predictions(test, horizon, models),
-            "intervals": {**coverage_from_predictions(test, horizon),
-                          **{key: intervals[item.station][key] for key in ("lower_offset", "upper_offset")}},
+            "intervals": {**coverage_from_predictions(test, horizon), "offsets": intervals[item.station]["table"]},
             "validation": {"models": metrics_from_predictions(validation, horizon, models)},
         }
     metrics = {
@@ -265,12 +263,12 @@ def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output
         "stations_scored": [item.station for item in evaluations],
         "horizons": list(range(1, horizon + 1)),
         "models": metrics_from_predictions(pooled, horizon, models),
-        "intervals": {"method": "split conformal: per station, the LSTM's residual quantiles 0.1 and 0.9 per horizon "
-                                "on the validation span", **coverage_from_predictions(pooled, horizon)},
+        "intervals": {"method": METHOD, **coverage_from_predictions(pooled, horizon)},
         "validation": {**first["validation"], "scoring": SCORING.format(span="validation"),
                        "models": metrics_from_predictions(pooled_validation, horizon, models)},
         "stations": stations,
     }
+    write_intervals(model_dir, {station: IntervalTable.from_json(entry["table"]) for station, entry in intervals.items()})
     output_dir.mkdir(parents=True, exist_ok=True)
     storage.write_parquet(output_dir / "predictions.parquet", pooled)
     storage.write_json(output_dir / "metrics.json", metrics)
@@ -307,5 +305,6 @@ def evaluate_task(station: str, feature_paths: dict[str, Path], plan_path: Path,
 
 
 @task(cache_policy=NO_CACHE, name="score-network", task_run_name="score the network")
-def score_network_task(evaluations: list[StationEvaluation], horizon: int, output_dir: Path) -> EvaluationOutput:
-    return pooled_evaluation(evaluations, horizon, output_dir)
+def score_network_task(evaluations: list[StationEvaluation], horizon: int, output_dir: Path,
+                       model_dir: Path) -> EvaluationOutput:
+    return pooled_evaluation(evaluations, horizon, output_dir, model_dir)

@@ -24,9 +24,10 @@ from tasks import storage
 from tasks.dataset import Dataset
 from tasks.errors import RegistryError
 from tasks.evaluate import observed_targets, to_micrograms
+from tasks.intervals import IntervalTable, read_intervals
 from tasks.network import NetworkSpec, load_station_params, network_window_sets, station_inputs
 from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, to_hourly_grid
-from tasks.registry import champion
+from tasks.registry import ModelVersion, champion
 from tasks.states import finish
 from tasks.train import WINDOWS_FILE, load_change_predictor
 from tasks.verify import BREAKPOINTS, CATEGORY_NAMES, category
@@ -123,7 +124,7 @@ def forecasts_at(features: dict[str, pd.DataFrame], model: SavedModel, rows: np.
 
 
 def next_hours(features: dict[str, pd.DataFrame], model: SavedModel,
-               offsets: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
+               intervals: dict[str, IntervalTable]) -> pd.DataFrame:
     """Every station's forecast for the hours after the last row of `features`, with its 80 % interval."""
     horizon = model.plan.horizon
     last_row = np.array([len(next(iter(features.values()))) - 1])
@@ -132,14 +133,15 @@ def next_hours(features: dict[str, pd.DataFrame], model: SavedModel,
     for station in model.spec.stations:
         own = features[station]
         forecast = forecasts[station][0].astype("float64")
+        lower, upper = intervals[station].bounds(forecast)
         origin = own["timestamp"].iloc[-1]
         frames.append(pd.DataFrame({
             "station": station,
             "target_time": origin + pd.to_timedelta(np.arange(1, horizon + 1), unit="h"),
             "horizon_hours": np.arange(1, horizon + 1),
             "pm25": forecast.round(1),
-            "lower_80": np.clip(forecast + np.asarray(offsets[station]["lower"]), 0, None).round(1),
-            "upper_80": (forecast + np.asarray(offsets[station]["upper"])).round(1),
+            "lower_80": lower.round(1),
+            "upper_80": upper.round(1),
         }))
     return pd.concat(frames, ignore_index=True)
 
@@ -236,6 +238,18 @@ def label_sides(lon: np.ndarray, lat: np.ndarray) -> list[int]:
     return sides
 
 
+def champion_intervals(models_dir: Path, version: ModelVersion) -> dict[str, IntervalTable]:
+    """The champion's 80 % interval tables: beside its model, or in its registry entry where it was registered
+    before the model folder kept them."""
+    tables = read_intervals(models_dir / version.model_dir)
+    if tables is not None:
+        return tables
+    if not version.interval_offsets:
+        raise RegistryError(f"model v{version.version} ({models_dir / version.model_dir}) has no 80 % intervals: "
+                            "run pm25 run again to score it")
+    return {station: IntervalTable.from_json(offsets) for station, offsets in version.interval_offsets.items()}
+
+
 def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expectations_dir: Path) -> ForecastOutput:
     """Forecast the hours after the newest validated hour at every station with the champion; write
     latest.json/.csv/.png, and latest_map.png where at least two of the stations have a location in
@@ -250,16 +264,18 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
                                                 for suffix in (".json", ".csv", ".png", "_map.png"))
     locations_path = expectations_dir / STATION_LOCATIONS_FILE
     locations = station_locations(locations_path)
+    intervals = champion_intervals(models_dir, version)
+    intervals_key = storage.fingerprint({station: table.to_json() for station, table in intervals.items()})
     if all(path.exists() for path in (json_path, csv_path, plot_path)):
         previous = storage.read_json(json_path)
-        if ((previous["model_dir"], previous.get("dataset"), previous.get("locations", "unknown"))
-                == (version.model_dir, dataset.key, storage.fingerprint(locations))):
+        if ((previous["model_dir"], previous.get("dataset"), previous.get("locations", "unknown"),
+             previous.get("intervals")) == (version.model_dir, dataset.key, storage.fingerprint(locations), intervals_key)):
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
             return ForecastOutput(json_path, csv_path, plot_path, map_path if map_path.exists() else None,
                                   previous["origin"], version.version, previous["stations"], cache_hit=True)
     model = load_saved_model(models_dir / version.model_dir)
     features = model_features(dataset, model)
-    forecast = next_hours(features, model, version.interval_offsets)
+    forecast = next_hours(features, model, intervals)
     last = {station: frame.iloc[-1] for station, frame in features.items()}
     origin = next(iter(last.values()))["timestamp"].isoformat()
     payload = {
@@ -271,7 +287,9 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
         "dataset": dataset.key,
         "stations": model.spec.stations,
         "units": "µg/m³",
-        "interval": "80 % split-conformal interval from the model's validation residuals at each station",
+        "interval": "80 % split-conformal interval from the model's validation residuals at each station, "
+                    "by the forecast's level",
+        "intervals": intervals_key,
         "forecasts": [_forecast_row(row) for row in forecast.to_dict("records")],
     }
     # The JSON goes last: it is what a later run compares against to reuse the forecast.

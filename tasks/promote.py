@@ -153,9 +153,6 @@ def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, 
             stations=list(metrics["stations"]),
             test_rmse={key: round(value["rmse"], 3) for key, value in metrics["models"]["lstm"].items()
                        if key in {f"h{h}" for h in REPORTED_HORIZONS}},
-            interval_offsets={station: {bound: [round(value, 2) for value in entry["intervals"][f"{bound}_offset"]]
-                                        for bound in ("lower", "upper")}
-                              for station, entry in metrics["stations"].items()},
             challenge={**challenge, "promoted": promoted, "reason": reason},
         )
         registry.versions.append(entry)

@@ -37,9 +37,11 @@ class ModelVersion:
     code_version: str
     settings: dict[str, Any]
     test_rmse: dict[str, float]  # the run's own test span, pooled over the stations, by reported horizon
-    interval_offsets: dict[str, Any]  # station → "lower" / "upper": added to a forecast for its 80 % interval
     challenge: dict[str, Any]  # the champion comparison that decided promotion
     stations: list[str] = field(default_factory=list)  # empty in versions registered before the network
+    # Station → "lower" / "upper" offsets per horizon, in versions registered before the model folder kept its
+    # interval tables (tasks.intervals); empty since.
+    interval_offsets: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -215,7 +215,8 @@ def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_in
         *network,
         *dropped,
         f"LSTM 80 % prediction intervals cover {metrics['intervals']['coverage_80']:.3f} of the scored test hours "
-        f"({metrics['intervals']['method']}).",
+        f"({metrics['intervals']['method']}); in each fifth of the forecasts by size, smallest first: "
+        + " / ".join(f"{share:.3f}" for share in metrics['intervals']['coverage_by_size_fifth']) + ".",
         "",
         validation_ratios(metrics),
         "",

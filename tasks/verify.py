@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.intervals import interval_score
+
 # Upper bounds of China's daily PM2.5 categories, µg/m³ (HJ 633-2012, IAQI 50/100/150/200/300), and the categories'
 # names: one more name than bounds, for above the last.
 BREAKPOINTS = (35, 75, 115, 150, 250)
@@ -36,7 +38,8 @@ def _scores(error: np.ndarray) -> dict[str, float | int | None]:
 
 def lead_scores(frame: pd.DataFrame, leads: int) -> list[dict[str, Any]]:
     """The model's scores at each lead hour over the scored cells of `frame`: n, RMSE, MAE, mean bias (forecast
-    minus observed), skill against persistence (1 - MSE / MSE of persistence), 80 % interval coverage and width."""
+    minus observed), skill against persistence (1 - MSE / MSE of persistence), 80 % interval coverage, width and
+    interval score."""
     cells = scored_cells(frame)
     groups = dict(tuple(cells.groupby("lead_hours")))
     rows = []
@@ -51,6 +54,8 @@ def lead_scores(frame: pd.DataFrame, leads: int) -> list[dict[str, Any]]:
                         if len(group) and persistence_mse > 0 else None)
         row["coverage_80"] = float(inside.mean()) if len(group) else None
         row["mean_width_80"] = float((group["upper_80"] - group["lower_80"]).mean()) if len(group) else None
+        row["interval_score_80"] = float(interval_score(observed, group["lower_80"].to_numpy(),
+                                                        group["upper_80"].to_numpy()).mean()) if len(group) else None
         rows.append(row)
     return rows
 
@@ -121,6 +126,17 @@ def category_scores(means: pd.DataFrame) -> dict[str, Any]:
     return result
 
 
+def interval_reliability(frame: pd.DataFrame, parts: int = 5) -> list[dict[str, Any]]:
+    """Coverage of the 80 % intervals in each of `parts` equal-count groups of the scored forecasts by size,
+    smallest first: whether an interval is as reliable for a polluted day as for a clean one."""
+    cells = scored_cells(frame).sort_values("forecast", kind="stable")
+    inside = ((cells["observed"] >= cells["lower_80"]) & (cells["observed"] <= cells["upper_80"])).to_numpy()
+    forecast = cells["forecast"].to_numpy()
+    return [{"from": float(forecast[rows[0]]), "to": float(forecast[rows[-1]]), "n": int(rows.size),
+             "coverage_80": float(inside[rows].mean())}
+            for rows in np.array_split(np.arange(len(cells)), parts) if rows.size]
+
+
 def verification(frame: pd.DataFrame, champions: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything verification.json holds: by lead for the model and persistence, per station and per month of
     the origin, the categories of the next 24 hours' mean, and the champion history."""
@@ -140,6 +156,7 @@ def verification(frame: pd.DataFrame, champions: list[dict[str, Any]]) -> dict[s
         "stations": {station: lead_scores(group, leads) for station, group in frame.groupby("station")},
         "months": {month: lead_scores(group, leads) for month, group in frame.groupby(months)},
         "persistence_months": {month: persistence_lead_scores(group, leads) for month, group in frame.groupby(months)},
+        "intervals_by_size": interval_reliability(frame),
         "categories": category_scores(next_day_means(frame)),
         "champions": champions,
     }

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from tasks.evaluate import (
-    climatology, coverage_from_predictions, fit_climatology, fit_interval_offsets, metrics_from_predictions, persistence,
+    climatology, fit_climatology, metrics_from_predictions, persistence,
     score, scored_cells, seasonal_naive,
 )
 
@@ -54,20 +54,6 @@ def test_a_model_with_some_horizons_only_constrains_those_horizons():
     cells = scored_cells(observed, np.array([True, True]), forecasts)
     np.testing.assert_array_equal(cells, [[True, True, True], [False, True, True]])
     assert score(observed[:, 1], forecasts["partial"][:, 1], cells[:, 1]) == {"rmse": None, "mae": None, "n": 0}
-
-
-def test_conformal_intervals_cover_the_calibrated_share_of_similar_outcomes():
-    rng = np.random.default_rng(0)
-    forecast = np.zeros((20000, 2))
-    calibration = rng.normal(0, [1.0, 3.0], size=(20000, 2))
-    lower, upper = fit_interval_offsets(calibration, forecast, coverage=0.8)
-    assert upper[1] > upper[0] > 0 > lower[0] > lower[1]  # wider where errors are larger
-    fresh = rng.normal(0, [1.0, 3.0], size=(20000, 2))
-    table = pd.DataFrame({"horizon": np.tile([1, 2], 20000), "observed": fresh.ravel(), "scored": True,
-                          "lstm_lower": (forecast + lower).ravel(), "lstm_upper": (forecast + upper).ravel()})
-    result = coverage_from_predictions(table, horizon=2)
-    assert result["coverage_80"] == pytest.approx(0.8, abs=0.01)
-    assert result["coverage_by_horizon"] == pytest.approx([0.8, 0.8], abs=0.015)
 
 
 def long_table(station: str, observed: list[float], forecast: list[float], scored: list[bool]) -> pd.DataFrame:

@@ -9,8 +9,10 @@ import pytest
 
 from pm25.cli import main
 from flows.forecast import forecast_pm25
-from tasks.forecast import LABEL_SIDES, label_sides, plot_forecast_map
-from tasks.registry import champion
+from tasks.errors import RegistryError
+from tasks.forecast import LABEL_SIDES, champion_intervals, label_sides, plot_forecast_map
+from tasks.intervals import IntervalTable, write_intervals
+from tasks.registry import ModelVersion, champion
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -26,7 +28,7 @@ def test_forecast_flow_writes_the_champions_next_24_hours(trained_home, real_csv
     times = pd.to_datetime(table["target_time"])
     assert len(table) == 24 and times.iloc[0] == pd.Timestamp("2015-01-01T00:00:00+08:00")
     assert (times.diff().dropna() == pd.Timedelta(hours=1)).all()
-    assert (table["lower_80"] <= table["pm25"]).all() and (table["pm25"] <= table["upper_80"]).all()
+    assert (table["lower_80"] <= table["upper_80"]).all()  # by level, an interval need not hold its forecast
     assert (table["lower_80"] >= 0).all()
     assert [row["pm25"] for row in payload["forecasts"]] == table["pm25"].tolist()
     assert Path(result["plot"]).read_bytes().startswith(b"\x89PNG")
@@ -46,6 +48,21 @@ def test_forecast_without_a_champion_says_so(real_csv, tmp_path, capsys):
     assert main(["forecast", "--source", str(real_csv), "--home", str(tmp_path)]) == 1
     assert "no champion model yet; run the train-pm25 flow first" in capsys.readouterr().err
     assert not (tmp_path / "reports" / "forecast").exists()
+
+
+def _version(model_dir: str, interval_offsets: dict) -> ModelVersion:
+    return ModelVersion(version=3, model_dir=model_dir, model_sha256="", registered_at="", run_id="", source_sha256="",
+                        code_version="", settings={}, test_rmse={}, challenge={}, interval_offsets=interval_offsets)
+
+
+def test_a_champion_registered_before_the_model_folder_kept_its_intervals_uses_its_registry_offsets(tmp_path):
+    earlier = _version("old", {"US_Embassy": {"lower": [-4.0], "upper": [6.0]}})
+    assert champion_intervals(tmp_path, earlier) == {"US_Embassy": IntervalTable([[]], [[-4.0]], [[6.0]])}
+    table = IntervalTable([[30.0]], [[-5.0, -20.0]], [[8.0, 40.0]])
+    write_intervals(tmp_path / "old", {"US_Embassy": table})  # scored again by a later run: the folder's tables
+    assert champion_intervals(tmp_path, earlier) == {"US_Embassy": table}
+    with pytest.raises(RegistryError, match="has no 80 % intervals"):
+        champion_intervals(tmp_path, _version("unscored", {}))
 
 
 def _next_day(levels: dict[str, float]) -> pd.DataFrame:

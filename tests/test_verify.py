@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.verify import category, category_scores, contingency, lead_scores, next_day_means, persistence_lead_scores
+from tasks.verify import (
+    category, category_scores, contingency, interval_reliability, lead_scores, next_day_means, persistence_lead_scores,
+)
 
 ZONE = "Asia/Shanghai"
 
@@ -33,6 +35,7 @@ def test_scores_by_lead_hour_against_hand_computed_values():
     assert lead1["mae"] == pytest.approx(15) and lead1["bias"] == pytest.approx(-5)
     assert lead1["skill"] == pytest.approx(1 - 250 / ((2500 + 1600) / 2))
     assert lead1["coverage_80"] == pytest.approx(0.5) and lead1["mean_width_80"] == pytest.approx(20)
+    assert lead1["interval_score_80"] == pytest.approx((20 + (20 + 10 * 10)) / 2)  # origin 2: observed 10 above its interval
     assert lead2["n"] == 1 and lead2["rmse"] == pytest.approx(10) and lead2["skill"] == pytest.approx(1 - 100 / 6400)
     persistence1, _ = persistence_lead_scores(frame, 2)
     assert persistence1["rmse"] == pytest.approx(np.sqrt(2050)) and persistence1["bias"] == pytest.approx(-5)
@@ -70,3 +73,12 @@ def test_the_next_days_mean_needs_twenty_observed_hours():
     # forecast 80 (lightly polluted) and observed 100 (lightly): right; persistence 60 (good): wrong
     assert scores["accuracy"] == 1.0 and scores["persistence_accuracy"] == 0.0
     assert scores["exceedance"]["75"]["model"]["csi"] == 1.0 and scores["exceedance"]["75"]["persistence"]["pod"] == 0.0
+
+
+def test_interval_reliability_by_size_of_the_forecast_against_hand_computed_values():
+    # Four scored cells by size (intervals ± 10): 10 and 20 inside, 30 outside (observed 45), 40 inside.
+    frame = table(forecast=[30, 10, 40, 20], observed=[45, 15, 35, 20], persistence=[1, 1])
+    groups = interval_reliability(frame, parts=2)
+    assert groups == [{"from": 10.0, "to": 20.0, "n": 2, "coverage_80": 1.0},
+                      {"from": 30.0, "to": 40.0, "n": 2, "coverage_80": 0.5}]
+    assert len(interval_reliability(frame, parts=5)) == 4  # never an empty group
