@@ -21,6 +21,7 @@ from tasks.evaluate import REPORTED_HORIZONS
 LATEST = "latest"
 PLOTS_DIR = "plots"  # in a model folder: the pictures of its report
 PLOTS = ("forecast.png", "error_by_horizon.png", "loss.png")
+PLOTS_KEY = "plots.json"  # what the pictures were drawn from
 log = logging.getLogger(__name__)
 
 
@@ -246,10 +247,13 @@ def publish_latest(run_dir: Path, reports_dir: Path) -> Path:
 def render_plots(metrics: dict[str, Any], predictions_path: Path, training_log: Path, plots_dir: Path) -> Path:
     """Draw the report's pictures into `plots_dir` unless they are there already.
 
-    They depend only on the model (its test-span scores and training log), so the model folder keeps them
-    and a later run of the same model copies them instead of drawing them again.
+    They depend only on the model (its test-span scores, its intervals and its training log), so the model folder
+    keeps them, with the key of the intervals they show, and a later run of the same model copies them instead of
+    drawing them again.
     """
-    if all((plots_dir / name).exists() for name in PLOTS):
+    key = {"intervals": storage.fingerprint(metrics["intervals"])}
+    if all((plots_dir / name).exists() for name in PLOTS) and (plots_dir / PLOTS_KEY).exists() \
+            and storage.read_json(plots_dir / PLOTS_KEY) == key:
         log.info("plots cache hit: %s", plots_dir)
         return plots_dir
     predictions = pd.read_parquet(predictions_path)
@@ -259,6 +263,7 @@ def render_plots(metrics: dict[str, Any], predictions_path: Path, training_log: 
         plot_forecast(predictions, plots_dir / "forecast.png")
     plot_error_by_horizon(metrics, plots_dir / "error_by_horizon.png")
     plot_loss(training_log, plots_dir / "loss.png")
+    storage.write_json(plots_dir / PLOTS_KEY, key)  # written last: the pictures above are complete
     return plots_dir
 
 

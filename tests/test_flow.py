@@ -8,6 +8,7 @@ import pytest
 from flows.train import train_pm25
 from tasks.errors import DataError
 from tasks.evaluate import BASELINES, REPORTED_HORIZONS
+from tasks.report import render_plots
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -44,6 +45,24 @@ def test_metrics_hold_every_model_and_horizon_scored_on_the_same_hours(trained_h
     # Persistence on 2014's observed hours: the published check that split and scoring are honest.
     assert metrics["models"]["persistence"]["h1"]["rmse"] == pytest.approx(22.06, abs=0.01)
     assert 0.5 < metrics["intervals"]["coverage_80"] < 1.0
+
+
+def test_a_models_pictures_are_reused_until_the_intervals_they_show_change(trained_home, tmp_path):
+    home, _ = trained_home
+    latest = home / "reports" / "latest"
+    metrics = json.loads((latest / "metrics.json").read_text())
+    arguments = (latest / "predictions.parquet", latest / "training_log.csv", tmp_path / "plots")
+
+    def drawn() -> tuple[int, int]:
+        status = (tmp_path / "plots" / "forecast.png").stat()
+        return status.st_ino, status.st_mtime_ns
+
+    render_plots(metrics, *arguments)
+    first = drawn()
+    render_plots(metrics, *arguments)
+    assert drawn() == first
+    render_plots({**metrics, "intervals": {**metrics["intervals"], "coverage_80": 0.5}}, *arguments)
+    assert drawn() != first
 
 
 def test_metrics_and_report_hold_the_validation_span_scores_that_settings_are_chosen_on(trained_home):
