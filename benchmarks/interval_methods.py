@@ -23,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from tasks import storage  # noqa: E402
-from tasks.intervals import INTERVAL_COVERAGE, fit_intervals, interval_score  # noqa: E402
+from tasks.intervals import INTERVAL_COVERAGE, coverage_by_size, fit_intervals, interval_score  # noqa: E402
 
 BINS = (1, 5, 10, 20)
 
@@ -55,9 +55,8 @@ def cross_fitted(cells: pd.DataFrame, bins: int) -> pd.DataFrame:
 def summary(cells: pd.DataFrame) -> dict:
     observed, lower, upper = (cells[name].to_numpy() for name in ("observed", "lower", "upper"))
     inside = (observed >= lower) & (observed <= upper)
-    fifth = pd.qcut(cells["lstm"], 5, labels=False, duplicates="drop").to_numpy()
     return {"coverage_80": round(float(inside.mean()), 3),
-            "coverage_by_fifth": [round(float(inside[fifth == k].mean()), 3) for k in range(5)],
+            "coverage_by_fifth": [round(group["coverage_80"], 3) for group in coverage_by_size(cells["lstm"], inside)],
             "mean_width": round(float((upper - lower).mean()), 1),
             "interval_score": round(float(interval_score(observed, lower, upper, INTERVAL_COVERAGE).mean()), 1),
             "cells": int(len(cells))}

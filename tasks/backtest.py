@@ -25,7 +25,7 @@ from tasks import storage
 from tasks.dataset import Dataset
 from tasks.forecast import forecasts_at, load_saved_model, model_features, span_forecast
 from tasks.ingest import TIMEZONE
-from tasks.intervals import fit_intervals, read_intervals, write_intervals
+from tasks.intervals import fit_intervals, read_intervals, tables_key, write_intervals
 from tasks.layout import Layout
 from tasks.network import NetworkSpec
 from tasks.origins import BacktestPlan, check_within_data, default_dates, plan_backtest
@@ -202,7 +202,7 @@ def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], ve
     last = stamps[-1]
     intervals = read_intervals(model_dir)
     readings = dataset.content_key(NetworkSpec.load(model_dir).stations, last + pd.Timedelta(hours=1))
-    key = storage.fingerprint(origins, readings, {station: table.to_json() for station, table in intervals.items()})
+    key = storage.fingerprint(origins, readings, tables_key(intervals))
     path = model_dir / SEGMENTS_DIR / f"{key}.parquet"
     if path.exists():
         return Segment(path, version, len(origins), cache_hit=True)

@@ -19,7 +19,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
 from tasks.gbm import fit_predict_gbm
-from tasks.intervals import INTERVALS_FILE, METHOD, IntervalTable, fit_intervals, interval_score, write_intervals
+from tasks.intervals import (
+    INTERVALS_FILE, METHOD, IntervalTable, coverage_by_size, fit_intervals, interval_score, write_intervals,
+)
 from tasks.network import NetworkSpec, load_station_params, station_window_set
 from tasks.progress import PROGRESS
 from tasks.preprocess import HOURS_PER_DAY, PM25_INPUT, PreprocessingParams, target_inverse
@@ -199,10 +201,10 @@ def coverage_from_predictions(frame: pd.DataFrame, horizon: int) -> dict[str, An
     inside = (observed >= scored["lstm_lower"].to_numpy()) & (observed <= scored["lstm_upper"].to_numpy())
     width = (scored["lstm_upper"] - scored["lstm_lower"]).to_numpy()
     steps = scored["horizon"].to_numpy()
-    fifth = np.floor(5 * scored["lstm"].rank(method="first").to_numpy() / (len(scored) + 1)).astype(int)
     score = interval_score(observed, scored["lstm_lower"].to_numpy(), scored["lstm_upper"].to_numpy())
+    fifths = coverage_by_size(scored["lstm"].to_numpy(), inside)
     return {"coverage_80": float(inside.mean()),
-            "coverage_by_size_fifth": [float(inside[fifth == k].mean()) for k in range(5)],
+            "coverage_by_size_fifth": [group["coverage_80"] for group in fifths],
             "interval_score_80": float(score.mean()),
             "coverage_by_horizon": [float(inside[steps == h].mean()) for h in range(1, horizon + 1)],
             "mean_width_by_horizon": [float(width[steps == h].mean()) for h in range(1, horizon + 1)]}

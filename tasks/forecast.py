@@ -24,7 +24,7 @@ from tasks import storage
 from tasks.dataset import Dataset
 from tasks.errors import RegistryError
 from tasks.evaluate import observed_targets, to_micrograms
-from tasks.intervals import IntervalTable, read_intervals
+from tasks.intervals import IntervalTable, read_intervals, tables_key
 from tasks.network import NetworkSpec, load_station_params, network_window_sets, station_inputs
 from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, to_hourly_grid
 from tasks.registry import ModelVersion, champion
@@ -265,11 +265,11 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
     locations_path = expectations_dir / STATION_LOCATIONS_FILE
     locations = station_locations(locations_path)
     intervals = champion_intervals(models_dir, version)
-    intervals_key = storage.fingerprint({station: table.to_json() for station, table in intervals.items()})
+    keys = {"locations": storage.fingerprint(locations), "intervals": tables_key(intervals)}
     if all(path.exists() for path in (json_path, csv_path, plot_path)):
         previous = storage.read_json(json_path)
-        if ((previous["model_dir"], previous.get("dataset"), previous.get("locations", "unknown"),
-             previous.get("intervals")) == (version.model_dir, dataset.key, storage.fingerprint(locations), intervals_key)):
+        if ((previous["model_dir"], previous.get("dataset"), previous.get("locations"), previous.get("intervals"))
+                == (version.model_dir, dataset.key, keys["locations"], keys["intervals"])):
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
             return ForecastOutput(json_path, csv_path, plot_path, map_path if map_path.exists() else None,
                                   previous["origin"], version.version, previous["stations"], cache_hit=True)
@@ -289,7 +289,6 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
         "units": "µg/m³",
         "interval": "80 % split-conformal interval from the model's validation residuals at each station, "
                     "by the forecast's level",
-        "intervals": intervals_key,
         "forecasts": [_forecast_row(row) for row in forecast.to_dict("records")],
     }
     # The JSON goes last: it is what a later run compares against to reuse the forecast.
@@ -303,7 +302,7 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
         map_path.unlink(missing_ok=True)  # an earlier map would mislead, and a cache hit goes by whether one exists
     elif left_off:
         log.info("forecast map: no known location for %s (%s); left off the map", ", ".join(left_off), locations_path)
-    storage.write_json(json_path, {**payload, "locations": storage.fingerprint(locations)})
+    storage.write_json(json_path, {**payload, **keys})
     log.info("forecast from %s with model v%d: next %d h at %d station(s) written to %s", origin, version.version,
              model.plan.horizon, len(model.spec.stations), json_path)
     return ForecastOutput(json_path, csv_path, plot_path, map_path if left_off is not None else None, origin,

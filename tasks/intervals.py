@@ -64,6 +64,21 @@ def interval_score(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     return upper - lower + 2 / (1 - coverage) * outside
 
 
+def coverage_by_size(forecast: np.ndarray, inside: np.ndarray, parts: int = 5) -> list[dict[str, Any]]:
+    """Coverage in each of `parts` equal-count groups of the forecasts by size, smallest first, with each group's
+    range and count: whether an interval is as reliable for a polluted hour as for a clean one."""
+    order = np.argsort(np.asarray(forecast), kind="stable")
+    ordered, held = np.asarray(forecast)[order], np.asarray(inside)[order]
+    return [{"from": float(ordered[rows[0]]), "to": float(ordered[rows[-1]]), "n": int(rows.size),
+             "coverage_80": float(held[rows].mean())}
+            for rows in np.array_split(np.arange(len(ordered)), parts) if rows.size]
+
+
+def tables_key(tables: dict[str, IntervalTable]) -> str:
+    """A short key of a model's interval tables, for the caches of what they were applied to."""
+    return storage.fingerprint({station: table.to_json() for station, table in tables.items()})
+
+
 def level_bin(edges: list[float], values: np.ndarray) -> np.ndarray:
     """The bin of each value: 0 below the first edge, i from edge i-1 (inclusive) up to edge i."""
     return np.searchsorted(np.asarray(edges, dtype="float64"), values, side="right")

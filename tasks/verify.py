@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.intervals import interval_score
+from tasks.intervals import coverage_by_size, interval_score
 
 # Upper bounds of China's daily PM2.5 categories, µg/m³ (HJ 633-2012, IAQI 50/100/150/200/300), and the categories'
 # names: one more name than bounds, for above the last.
@@ -127,14 +127,10 @@ def category_scores(means: pd.DataFrame) -> dict[str, Any]:
 
 
 def interval_reliability(frame: pd.DataFrame, parts: int = 5) -> list[dict[str, Any]]:
-    """Coverage of the 80 % intervals in each of `parts` equal-count groups of the scored forecasts by size,
-    smallest first: whether an interval is as reliable for a polluted day as for a clean one."""
-    cells = scored_cells(frame).sort_values("forecast", kind="stable")
-    inside = ((cells["observed"] >= cells["lower_80"]) & (cells["observed"] <= cells["upper_80"])).to_numpy()
-    forecast = cells["forecast"].to_numpy()
-    return [{"from": float(forecast[rows[0]]), "to": float(forecast[rows[-1]]), "n": int(rows.size),
-             "coverage_80": float(inside[rows].mean())}
-            for rows in np.array_split(np.arange(len(cells)), parts) if rows.size]
+    """Coverage of the 80 % intervals in each of `parts` equal-count groups of the scored forecasts by size."""
+    cells = scored_cells(frame)
+    inside = (cells["observed"] >= cells["lower_80"]) & (cells["observed"] <= cells["upper_80"])
+    return coverage_by_size(cells["forecast"].to_numpy(), inside.to_numpy(), parts)
 
 
 def verification(frame: pd.DataFrame, champions: list[dict[str, Any]]) -> dict[str, Any]:
