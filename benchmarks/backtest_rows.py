@@ -55,6 +55,7 @@ def verification_row(result: dict, wall_seconds: float) -> dict:
         "coverage_80": round(float(np.mean([row["coverage_80"] for row in verification["by_lead"]])), 3),
         "category_accuracy": round(categories["accuracy"], 3),
         "persistence_category_accuracy": round(categories["persistence_accuracy"], 3),
+        "mean_category_accuracy": round(categories["mean_accuracy"], 3),
         "csi_75": round(categories["exceedance"]["75"]["model"]["csi"], 3),
         "persistence_csi_75": round(categories["exceedance"]["75"]["persistence"]["csi"], 3),
         "csi_150": round(categories["exceedance"]["150"]["model"]["csi"], 3),

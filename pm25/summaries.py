@@ -75,7 +75,7 @@ def backtest_summary(verification: dict[str, Any], result: dict[str, Any]) -> st
         "    " + f"{'RMSE lstm':<14}" + "".join(f"{number(model[lead]['rmse'], 2):>9}" for lead in leads),
         "    " + f"{'RMSE persist.':<14}" + "".join(f"{number(persistence[lead]['rmse'], 2):>9}" for lead in leads),
         "    " + f"{'skill':<14}" + "".join(f"{number(model[lead]['skill']):>9}" for lead in leads),
-        f"  next 24 h mean, category accuracy {number(categories['accuracy'])} (persistence "
+        f"  next 24 h category accuracy {number(categories['accuracy'])} (persistence "
         f"{number(categories['persistence_accuracy'])}); CSI above 75 µg/m³ {number(exceed['model']['csi'])} "
         f"(persistence {number(exceed['persistence']['csi'])})",
         f"  report:    {result['report']}",

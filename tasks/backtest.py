@@ -22,6 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
+from tasks.categories import DAY_HOURS, fit_day_map, maps_key, read_day_maps, write_day_maps
 from tasks.dataset import Dataset
 from tasks.forecast import forecasts_at, load_saved_model, model_features, span_forecast
 from tasks.ingest import TIMEZONE
@@ -39,7 +40,7 @@ from tasks.windows import build_window_plan
 CHALLENGES_DIR = "challenges"
 SEGMENTS_DIR = "backtest_forecasts"
 FORECAST_COLUMNS = ["station", "origin", "target_time", "lead_hours", "forecast", "lower_80", "upper_80",
-                    "persistence", "observed", "model_version"]
+                    "persistence", "observed", "model_version", "category_24h"]
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +150,18 @@ def retrain(job: RetrainJob, dataset_path: Path, validation_days: int, min_train
 
 
 def calibrate(dataset_path: Path, model_dir: Path, origin: pd.Timestamp, validation_days: int) -> None:
-    """80 % interval tables per station (`tasks.intervals`): from the model's forecasts of the `validation_days`
-    before `origin`, as in `pm25 run`. Tables of an earlier method are fitted again."""
-    if read_intervals(model_dir) is not None:
+    """80 % interval tables (`tasks.intervals`) and the maps of the 24-hour category (`tasks.categories`) per
+    station: from the model's forecasts of the `validation_days` before `origin`, as in `pm25 run`. Tables or maps
+    of an earlier method are fitted again."""
+    if read_intervals(model_dir) is not None and read_day_maps(model_dir) is not None:
         return
     model = load_saved_model(model_dir)
     features = model_features(Dataset.load(dataset_path), model, origin - pd.Timedelta(hours=1))
     hours = len(next(iter(features.values())))
     validation = span_forecast(features, model, hours - validation_days * HOURS_PER_DAY)
-    write_intervals(model_dir, {station: fit_intervals(observed, forecast)
+    write_day_maps(model_dir, {station: fit_day_map(observed, forecast)
+                               for station, (_, observed, forecast, _) in validation.items()})
+    write_intervals(model_dir, {station: fit_intervals(observed, forecast)  # last: what marks the origin calibrated
                                 for station, (_, observed, forecast, _) in validation.items()})
 
 
@@ -194,15 +198,16 @@ def promotion_history(retrained: list[Retrained], dataset_path: Path, validation
 
 
 def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], version: int) -> Segment:
-    """The champion's forecasts from each of `origins` (consecutive nights it serves), with their intervals and
-    persistence, reading nothing recorded after the segment's last origin (and each window nothing after its own).
-    Kept in the model's folder, keyed by the origins and the readings up to the last one."""
+    """The champion's forecasts from each of `origins` (consecutive nights it serves), with their intervals, the
+    category issued for the next 24 hours and persistence, reading nothing recorded after the segment's last origin
+    (and each window nothing after its own). Kept in the model's folder, keyed by the origins and the readings up
+    to the last one."""
     dataset = Dataset.load(dataset_path)
     stamps = pd.DatetimeIndex([pd.Timestamp(origin) for origin in origins]).tz_convert(TIMEZONE)
     last = stamps[-1]
-    intervals = read_intervals(model_dir)
+    intervals, day_maps = read_intervals(model_dir), read_day_maps(model_dir)
     readings = dataset.content_key(NetworkSpec.load(model_dir).stations, last + pd.Timedelta(hours=1))
-    key = storage.fingerprint(origins, readings, tables_key(intervals))
+    key = storage.fingerprint(origins, readings, tables_key(intervals), maps_key(day_maps))
     path = model_dir / SEGMENTS_DIR / f"{key}.parquet"
     if path.exists():
         return Segment(path, version, len(origins), cache_hit=True)
@@ -216,6 +221,8 @@ def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], ve
     for station, forecast in forecasts_at(features, model, rows).items():
         reading = features[station]["target"].to_numpy(dtype="float64")[rows]
         lower, upper = intervals[station].bounds(forecast)
+        day_category = (day_maps[station].categories(forecast[:, :DAY_HOURS].mean(axis=1)) if horizon >= DAY_HOURS
+                        else [pd.NA] * len(rows))  # no category for a horizon shorter than a day
         frames.append(pd.DataFrame({
             "station": station,
             "origin": np.repeat(stamps, horizon),
@@ -225,6 +232,7 @@ def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], ve
             "lower_80": lower.ravel(),
             "upper_80": upper.ravel(),
             "persistence": np.repeat(reading, horizon),
+            "category_24h": pd.array(np.repeat(day_category, horizon), dtype="Int8"),
         }))
     storage.write_parquet(path, pd.concat(frames, ignore_index=True))
     return Segment(path, version, len(origins))

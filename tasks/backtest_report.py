@@ -151,7 +151,9 @@ def lead_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 def category_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     categories = result["categories"]
     rows = [{"score": "category accuracy", "lstm": _number(categories["accuracy"], 3),
-             "persistence": _number(categories["persistence_accuracy"], 3)}]
+             "persistence": _number(categories["persistence_accuracy"], 3)},
+            {"score": "category accuracy of the plain mean", "lstm": _number(categories["mean_accuracy"], 3),
+             "persistence": "–"}]
     for threshold, entry in categories["exceedance"].items():
         for measure in ("pod", "far", "csi"):
             rows.append({"score": f"> {threshold} µg/m³: {measure.upper()}", "lstm": _number(entry["model"][measure], 3),
@@ -175,7 +177,8 @@ def report_markdown(result: dict[str, Any], name: str, image_link=lambda file: f
         "",
         markdown_table(lead_rows(result)),
         "",
-        f"The next 24 hours' mean against China's daily PM2.5 categories (HJ 633-2012), {result['categories']['n']} "
+        f"The category issued for the next 24 hours (their mean forecast, quantile-mapped on the validation span) "
+        f"against the observed mean's, China's daily PM2.5 categories (HJ 633-2012), {result['categories']['n']} "
         "origins with a valid observed mean:",
         "",
         markdown_table(category_rows(result)),

@@ -18,6 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
+from tasks.categories import DayMeanMap, fit_day_map, write_day_maps
 from tasks.gbm import fit_predict_gbm
 from tasks.intervals import (
     INTERVALS_FILE, METHOD, IntervalTable, coverage_by_size, fit_intervals, interval_score, write_intervals,
@@ -244,7 +245,8 @@ def evaluate_station(station: str, feature_paths: dict[str, Path], plan_path: Pa
 def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output_dir: Path,
                       model_dir: Path) -> EvaluationOutput:
     """metrics.json (pooled over every station's scored hours, and per station) and the network's predictions,
-    written into `output_dir`; the stations' interval tables, which its forecasts use, beside the model."""
+    written into `output_dir`; the stations' interval tables and maps of the 24-hour category, which its forecasts
+    use, beside the model."""
     tests = [pd.read_parquet(item.folder / "predictions.parquet") for item in evaluations]
     validations = [pd.read_parquet(item.folder / "validation_predictions.parquet") for item in evaluations]
     intervals = {item.station: storage.read_json(item.folder / INTERVALS_FILE) for item in evaluations}
@@ -271,6 +273,7 @@ def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output
         "stations": stations,
     }
     write_intervals(model_dir, {station: IntervalTable.from_json(entry["table"]) for station, entry in intervals.items()})
+    write_day_maps(model_dir, {item.station: day_map(validation) for item, validation in zip(evaluations, validations)})
     output_dir.mkdir(parents=True, exist_ok=True)
     storage.write_parquet(output_dir / "predictions.parquet", pooled)
     storage.write_json(output_dir / "metrics.json", metrics)
@@ -278,6 +281,14 @@ def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output
     log.info("test RMSE by model at h1 and %s, pooled over %d station(s): %s", farthest, len(evaluations),
              {name: [round(m["h1"]["rmse"], 2), round(m[farthest]["rmse"], 2)] for name, m in metrics["models"].items()})
     return EvaluationOutput(output_dir / "metrics.json", output_dir / "predictions.parquet")
+
+
+def day_map(predictions: pd.DataFrame) -> DayMeanMap:
+    """The map of the 24-hour category (`tasks.categories`) from one station's long predictions table of the
+    validation span."""
+    by_origin = {column: predictions.pivot(index="origin", columns="horizon", values=column).to_numpy()
+                 for column in ("observed", "lstm")}
+    return fit_day_map(by_origin["observed"], by_origin["lstm"])
 
 
 def predictions_frame(features: pd.DataFrame, origins: np.ndarray, observed: np.ndarray,

@@ -21,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
+from tasks.categories import DAY_HOURS, DayMeanMap, maps_key, read_day_maps
 from tasks.dataset import Dataset
 from tasks.errors import RegistryError
 from tasks.evaluate import observed_targets, to_micrograms
@@ -181,11 +182,22 @@ def station_locations(path: Path) -> dict[str, tuple[float, float]]:
     return {station: (float(lon), float(lat)) for station, (lon, lat) in storage.read_json(path)["stations"].items()}
 
 
-def plot_forecast_map(forecast: pd.DataFrame, locations: dict[str, tuple[float, float]], path: Path,
-                      title: str) -> list[str] | None:
-    """The mean forecast of the coming hours at every station with a known location, coloured by China's daily
-    category. Returns the stations left off for want of a location; None, and no map, when fewer than two
-    stations have one."""
+def day_categories(forecast: pd.DataFrame, maps: dict[str, DayMeanMap] | None) -> dict[str, int]:
+    """The category issued for each station's next 24 hours: their mean forecast through the champion's map
+    (`tasks.categories`); the plain mean's category where the champion has no maps (registered before them) or
+    the horizon is shorter than a day."""
+    day = forecast[forecast["horizon_hours"] <= DAY_HOURS].groupby("station", sort=False)["pm25"]
+    means, hours = day.mean(), day.size()
+    return {station: int(maps[station].categories(np.array([mean]))[0]
+                         if maps and station in maps and hours[station] == DAY_HOURS else category(np.array([mean]))[0])
+            for station, mean in means.items()}
+
+
+def plot_forecast_map(forecast: pd.DataFrame, categories: dict[str, int], locations: dict[str, tuple[float, float]],
+                      path: Path, title: str) -> list[str] | None:
+    """The mean forecast of the coming hours at every station with a known location, coloured by the daily
+    category issued for it. Returns the stations left off for want of a location; None, and no map, when fewer
+    than two stations have one."""
     from matplotlib.patches import Patch
 
     from tasks.report import pyplot
@@ -198,7 +210,7 @@ def plot_forecast_map(forecast: pd.DataFrame, locations: dict[str, tuple[float, 
     lon, lat = (np.array([locations[station][axis] for station in placed]) for axis in (0, 1))
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(9, 7), layout="constrained")
-    levels = category(means[placed].to_numpy())
+    levels = [categories[station] for station in placed]
     axis.scatter(lon, lat, s=280, c=[CATEGORY_COLOURS[level] for level in levels], edgecolors="black", linewidths=0.8,
                  zorder=2)
     for station, level, x, y, side in zip(placed, levels, lon, lat, label_sides(lon, lat)):
@@ -212,7 +224,8 @@ def plot_forecast_map(forecast: pd.DataFrame, locations: dict[str, tuple[float, 
     axis.set_ylabel("latitude (°N)")
     figure.legend(handles=[Patch(facecolor=colour, edgecolor="black", label=f"{name} ({bounds})")
                            for colour, name, bounds in zip(CATEGORY_COLOURS, CATEGORY_NAMES, CATEGORY_RANGES)],
-                  loc="outside right upper", fontsize=7, title="daily category (µg/m³)", title_fontsize=7)
+                  loc="outside right upper", fontsize=7, title="category issued for the day (µg/m³)",
+                  title_fontsize=7)
     axis.set_title(title, fontsize=10)
     if left_off:
         figure.text(0.01, 0.005, f"not on the map (no known location): {', '.join(left_off)}", fontsize=7)
@@ -265,11 +278,13 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
     locations_path = expectations_dir / STATION_LOCATIONS_FILE
     locations = station_locations(locations_path)
     intervals = champion_intervals(models_dir, version)
-    keys = {"locations": storage.fingerprint(locations), "intervals": tables_key(intervals)}
+    day_maps = read_day_maps(models_dir / version.model_dir)
+    keys = {"locations": storage.fingerprint(locations), "intervals": tables_key(intervals),
+            "categories": maps_key(day_maps)}
     if all(path.exists() for path in (json_path, csv_path, plot_path)):
         previous = storage.read_json(json_path)
-        if ((previous["model_dir"], previous.get("dataset"), previous.get("locations"), previous.get("intervals"))
-                == (version.model_dir, dataset.key, keys["locations"], keys["intervals"])):
+        if ((previous["model_dir"], previous.get("dataset"), *(previous.get(name) for name in keys))
+                == (version.model_dir, dataset.key, *keys.values())):
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
             return ForecastOutput(json_path, csv_path, plot_path, map_path if map_path.exists() else None,
                                   previous["origin"], version.version, previous["stations"], cache_hit=True)
@@ -278,6 +293,7 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
     forecast = next_hours(features, model, intervals)
     last = {station: frame.iloc[-1] for station, frame in features.items()}
     origin = next(iter(last.values()))["timestamp"].isoformat()
+    categories = day_categories(forecast, day_maps)
     payload = {
         "origin": origin,
         "origin_observed": {station: bool(np.isfinite(row["target"])) for station, row in last.items()},
@@ -289,6 +305,7 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
         "units": "µg/m³",
         "interval": "80 % split-conformal interval from the model's validation residuals at each station, "
                     "by the forecast's level",
+        "category_24h": {station: CATEGORY_NAMES[level] for station, level in categories.items()},
         "forecasts": [_forecast_row(row) for row in forecast.to_dict("records")],
     }
     # The JSON goes last: it is what a later run compares against to reuse the forecast.
@@ -296,8 +313,9 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
                        .to_csv(index=False))
     history = {station: frame[["timestamp", "target"]].iloc[-HISTORY_HOURS_PLOTTED:] for station, frame in features.items()}
     plot_next_hours(history, forecast, plot_path, f"PM2.5 forecast from {origin} (model v{version.version})")
-    left_off = plot_forecast_map(forecast, locations, map_path, f"Mean PM2.5 forecast of the {model.plan.horizon} h "
-                                 f"from {origin} (model v{version.version}), µg/m³")
+    left_off = plot_forecast_map(forecast, categories, locations, map_path,
+                                 f"Mean PM2.5 forecast of the {model.plan.horizon} h from {origin} "
+                                 f"(model v{version.version}), µg/m³")
     if left_off is None:
         map_path.unlink(missing_ok=True)  # an earlier map would mislead, and a cache hit goes by whether one exists
     elif left_off:

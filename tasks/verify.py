@@ -73,19 +73,22 @@ def persistence_lead_scores(frame: pd.DataFrame, leads: int) -> list[dict[str, A
 
 
 def next_day_means(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per station and origin: the mean of the next 24 hours as forecast, as persistence has it (the reading at the
-    origin), and as observed (where at least MIN_HOURS_OF_MEAN of the hours were); rows without a persistence value
-    or a valid observed mean are dropped."""
+    """Per station and origin: the mean of the next 24 hours as forecast, the category issued for them
+    (`category_24h`), the reading at the origin (persistence), and the observed mean (where at least
+    MIN_HOURS_OF_MEAN of the hours were); rows without an issued category, a persistence value or a valid observed
+    mean are dropped."""
     day = frame[frame["lead_hours"] <= 24]
     grouped = day.groupby(["station", "origin"])
     means = pd.DataFrame({
         "forecast": grouped["forecast"].mean(),
+        "category": grouped["category_24h"].first(),
         "persistence": grouped["persistence"].first(),
         "observed": grouped["observed"].mean(),
         "observed_hours": grouped["observed"].count(),
         "leads": grouped["lead_hours"].count(),
     })
-    valid = (means["leads"] == 24) & (means["observed_hours"] >= MIN_HOURS_OF_MEAN) & means["persistence"].notna()
+    valid = ((means["leads"] == 24) & (means["observed_hours"] >= MIN_HOURS_OF_MEAN) & means["persistence"].notna()
+             & means["category"].notna())
     return means[valid].reset_index()
 
 
@@ -109,18 +112,21 @@ def contingency(forecast_exceeds: np.ndarray, observed_exceeds: np.ndarray) -> d
 
 
 def category_scores(means: pd.DataFrame) -> dict[str, Any]:
-    """Category accuracy of the next 24 hours' mean, and the exceedance of 75 and 150 µg/m³, for the model and
-    persistence."""
+    """Category accuracy of the next 24 hours, and the exceedance of 75 and 150 µg/m³, for the category the model
+    issued and for persistence; `mean_accuracy`, the accuracy the forecast's plain mean would have had."""
     observed = means["observed"].to_numpy()
     observed_category = category(observed)
+    issued = means["category"].to_numpy(dtype="int64")
     result: dict[str, Any] = {"n": int(len(means)), "breakpoints": list(BREAKPOINTS),
-                              "accuracy": None, "persistence_accuracy": None, "exceedance": {}}
+                              "accuracy": None, "persistence_accuracy": None, "mean_accuracy": None, "exceedance": {}}
     if len(means):
-        result["accuracy"] = float(np.mean(category(means["forecast"].to_numpy()) == observed_category))
+        result["accuracy"] = float(np.mean(issued == observed_category))
         result["persistence_accuracy"] = float(np.mean(category(means["persistence"].to_numpy()) == observed_category))
+        result["mean_accuracy"] = float(np.mean(category(means["forecast"].to_numpy()) == observed_category))
     for threshold in EXCEEDANCES:
+        above = BREAKPOINTS.index(threshold) + 1  # the first category above the threshold
         result["exceedance"][str(threshold)] = {
-            "model": contingency(means["forecast"].to_numpy() > threshold, observed > threshold),
+            "model": contingency(issued >= above, observed > threshold),
             "persistence": contingency(means["persistence"].to_numpy() > threshold, observed > threshold),
         }
     return result

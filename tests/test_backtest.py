@@ -12,11 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tasks.backtest import FORECAST_COLUMNS
 from tasks.backtest_report import TABLE_LEADS
+from tasks.categories import read_day_maps
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 ZONE = "Asia/Shanghai"
@@ -68,6 +70,10 @@ def test_the_backtest_writes_every_issued_forecast_its_verification_and_report(w
     assert list(verification["stations"]) == ["US_Embassy"] and list(verification["months"]) == ["2014-01"]
     assert [entry["version"] for entry in verification["champions"]] == [1, 2, 3]
     assert verification["champions"][0]["reason"] == "no champion yet"
+    served = {entry["version"]: entry["model_dir"] for entry in verification["champions"]}
+    for (_, version), day in frame.groupby(["origin", "model_version"]):  # the serving champion's map of its mean
+        day_map = read_day_maps(home / "models" / served[version])["US_Embassy"]
+        assert (day["category_24h"] == day_map.categories(np.array([day["forecast"].mean()]))[0]).all()
     for figure in ("skill.png", "monthly_rmse.png", "reliability.png", "worst_week.png", "report.md"):
         assert (backtest_dir / figure).stat().st_size > 0
 

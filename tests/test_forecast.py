@@ -9,8 +9,9 @@ import pytest
 
 from pm25.cli import main
 from flows.forecast import forecast_pm25
+from tasks.categories import DayMeanMap
 from tasks.errors import RegistryError
-from tasks.forecast import LABEL_SIDES, champion_intervals, label_sides, plot_forecast_map
+from tasks.forecast import LABEL_SIDES, champion_intervals, day_categories, label_sides, plot_forecast_map
 from tasks.intervals import IntervalTable, write_intervals
 from tasks.registry import ModelVersion, champion
 
@@ -73,14 +74,25 @@ def _next_day(levels: dict[str, float]) -> pd.DataFrame:
 def test_the_map_shows_the_stations_with_a_location_and_names_the_others(tmp_path):
     locations = {"North": (116.2, 40.3), "South": (116.4, 39.9)}
     path = tmp_path / "map.png"
-    left_off = plot_forecast_map(_next_day({"North": 20.0, "South": 180.0, "Mine": 50.0}), locations, path, "map")
+    left_off = plot_forecast_map(_next_day({"North": 20.0, "South": 180.0, "Mine": 50.0}),
+                                 {"North": 0, "South": 4, "Mine": 1}, locations, path, "map")
     assert left_off == ["Mine"] and path.read_bytes().startswith(b"\x89PNG")
 
 
 def test_no_map_when_fewer_than_two_stations_have_a_location(tmp_path):
     path = tmp_path / "map.png"
-    assert plot_forecast_map(_next_day({"North": 20.0, "Mine": 50.0}), {"North": (116.2, 40.3)}, path, "map") is None
+    assert plot_forecast_map(_next_day({"North": 20.0, "Mine": 50.0}), {"North": 0, "Mine": 1}, {"North": (116.2, 40.3)},
+                             path, "map") is None
     assert not path.exists()
+
+
+def test_the_day_category_comes_from_the_champions_map_and_else_from_the_plain_mean():
+    forecast = _next_day({"Mapped": 50.0, "Unmapped": 50.0})
+    lowered = DayMeanMap([0.0, 60.0, 500.0], [0.0, 30.0, 500.0])  # forecast means of 60 were observed as 30
+    assert day_categories(forecast, {"Mapped": lowered}) == {"Mapped": 0, "Unmapped": 1}
+    assert day_categories(forecast, None) == {"Mapped": 1, "Unmapped": 1}
+    short = forecast[forecast["horizon_hours"] <= 12]  # no full day: the plain mean's category
+    assert day_categories(short, {"Mapped": lowered, "Unmapped": lowered}) == {"Mapped": 1, "Unmapped": 1}
 
 
 def test_names_of_close_stations_go_on_different_sides():

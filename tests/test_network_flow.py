@@ -8,8 +8,10 @@ import pytest
 
 from pm25.cli import main
 from flows.forecast import forecast_pm25
+from tasks.categories import read_day_maps
 from tasks.evaluate import MODELS, REPORTED_HORIZONS
 from tasks.intervals import read_intervals
+from tasks.verify import CATEGORY_NAMES
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 NINE = ["Aotizhongxin", "Changping", "Dingling", "Dongsi", "Guanyuan", "Gucheng", "Huairou", "Nongzhanguan", "Shunyi"]
@@ -47,6 +49,9 @@ def test_report_forecast_and_registry_cover_every_station(network_home):
     registry = json.loads((home / "models" / "registry.json").read_text())
     network = Path(result["model"]).parent
     assert registry["versions"][0]["stations"] == NINE and set(read_intervals(network)) == set(NINE)
+    assert set(read_day_maps(network)) == set(NINE)
+    latest = json.loads((home / "reports" / "forecast" / "latest.json").read_text())
+    assert set(latest["category_24h"]) == set(NINE) and set(latest["category_24h"].values()) <= set(CATEGORY_NAMES)
     assert json.loads((network / "network.json").read_text()) == {
         "stations": NINE, "shared_features": ["pm25_z", "pm25_change_1h", "dewp_change_3h", "pres_change_3h", "wind_speed"]}
 

@@ -11,8 +11,9 @@ from tasks.verify import (
 ZONE = "Asia/Shanghai"
 
 
-def table(forecast, observed, persistence, leads=2, lower=None, upper=None):
-    """Two origins × `leads` lead hours of one station, in the forecasts table's columns."""
+def table(forecast, observed, persistence, leads=2, lower=None, upper=None, issued=(0, 0)):
+    """Two origins × `leads` lead hours of one station, in the forecasts table's columns (`issued`: each origin's
+    category of the next 24 hours)."""
     origins = pd.DatetimeIndex([pd.Timestamp("2014-01-01 02:00", tz=ZONE), pd.Timestamp("2014-01-02 02:00", tz=ZONE)])
     n = len(origins) * leads
     origin = np.repeat(origins, leads)
@@ -23,7 +24,8 @@ def table(forecast, observed, persistence, leads=2, lower=None, upper=None):
                          "lower_80": forecast - 10 if lower is None else lower,
                          "upper_80": forecast + 10 if upper is None else upper,
                          "persistence": np.repeat(persistence, leads), "observed": np.asarray(observed, dtype=float),
-                         "model_version": np.ones(n, dtype=int)})
+                         "model_version": np.ones(n, dtype=int),
+                         "category_24h": pd.array(np.repeat(issued, leads), dtype="Int8")})
 
 
 def test_scores_by_lead_hour_against_hand_computed_values():
@@ -67,12 +69,32 @@ def test_the_next_days_mean_needs_twenty_observed_hours():
     forecast = np.r_[np.full(leads, 80.0), np.full(leads, 20.0)]
     observed = np.r_[np.full(leads, 100.0), np.full(leads, 30.0)]
     observed[leads : leads + 5] = np.nan  # the second origin's day has 19 observed hours: no valid mean
-    means = next_day_means(table(forecast, observed, persistence=[60, 10], leads=leads))
+    means = next_day_means(table(forecast, observed, persistence=[60, 10], leads=leads, issued=(2, 0)))
     assert len(means) == 1 and means["observed"].iloc[0] == 100 and means["forecast"].iloc[0] == 80
     scores = category_scores(means)
-    # forecast 80 (lightly polluted) and observed 100 (lightly): right; persistence 60 (good): wrong
-    assert scores["accuracy"] == 1.0 and scores["persistence_accuracy"] == 0.0
+    # issued lightly polluted and observed 100 (lightly): right; persistence 60 (good): wrong
+    assert scores["accuracy"] == 1.0 and scores["persistence_accuracy"] == 0.0 and scores["mean_accuracy"] == 1.0
     assert scores["exceedance"]["75"]["model"]["csi"] == 1.0 and scores["exceedance"]["75"]["persistence"]["pod"] == 0.0
+
+
+def test_categories_and_exceedances_are_scored_for_the_issued_category_not_the_plain_mean():
+    leads = 24
+    forecast = np.r_[np.full(leads, 80.0), np.full(leads, 40.0)]
+    observed = np.r_[np.full(leads, 160.0), np.full(leads, 30.0)]
+    # the plain means (80: lightly polluted, 40: good) miss both days; the issued categories (heavily, excellent)
+    # name both, and the first exceeds 75 and 150
+    scores = category_scores(next_day_means(table(forecast, observed, persistence=[60, 10], leads=leads,
+                                                  issued=(4, 0))))
+    assert scores["accuracy"] == 1.0 and scores["mean_accuracy"] == 0.0 and scores["persistence_accuracy"] == 0.5
+    assert scores["exceedance"]["150"]["model"]["csi"] == 1.0 and scores["exceedance"]["75"]["model"]["pod"] == 1.0
+    assert scores["exceedance"]["150"]["persistence"]["pod"] == 0.0
+
+
+def test_an_origin_without_an_issued_category_is_not_scored_for_categories():
+    leads = 24
+    frame = table(np.full(2 * leads, 50.0), np.full(2 * leads, 50.0), persistence=[60, 10], leads=leads, issued=(1, 1))
+    frame["category_24h"] = frame["category_24h"].where(frame["origin"] == frame["origin"].min())
+    assert len(next_day_means(frame)) == 1
 
 
 def test_interval_reliability_by_size_of_the_forecast_against_hand_computed_values():
