@@ -5,7 +5,9 @@
 With the network LSTM's validation forecasts that `pm25 run` kept (evaluation/*/validation_predictions.parquet),
 per station: the category of the plain 24-hour mean forecast, against quantile maps (`tasks.categories`) fitted on
 the validation span's odd months and checked on its even months, and the other way round. A map is fitted on the
-origins of every hour, or only on those within 0 or 2 hours of the hour checked. Reports category accuracy at the
+origins of every hour, or only on those within 0 or 2 hours of the hour checked. Two other ways to read the
+category, fitted on the same origins of every hour, are beside them: the observed category most frequent for each
+category of the plain mean, and the median observed mean in each of ten equal-count bins of the mean forecast. Reports category accuracy at the
 origins of the forecast hour (`--forecast-at`, 02:00 as the nightly deployment), with persistence's (the reading
 at the origin) beside it. Writes reports/bench/category_methods.json under the model's home.
 """
@@ -28,6 +30,28 @@ from tasks.categories import DAY_HOURS, day_means, fit_day_map  # noqa: E402
 from tasks.verify import category  # noqa: E402
 
 FIT_HOURS = {"every origin hour": None, "the forecast hour ± 2": 2, "the forecast hour only": 0}
+LEVEL_BINS = 10
+
+
+def most_frequent_category(fit: pd.DataFrame, forecast: np.ndarray) -> np.ndarray:
+    """The observed category most frequent on the calibration days whose plain mean had the same category."""
+    table = pd.crosstab(category(fit["forecast"].to_numpy()), category(fit["observed"].to_numpy()))
+    remap = table.idxmax(axis=1)
+    return np.array([remap.get(level, level) for level in category(forecast)])
+
+
+def median_by_level(fit: pd.DataFrame, forecast: np.ndarray) -> np.ndarray:
+    """The category of the median observed mean in the bin of the mean forecast (equal-count bins), interpolated
+    between the bins' middles."""
+    order = np.argsort(fit["forecast"].to_numpy(), kind="stable")
+    bins = np.array_split(order, LEVEL_BINS)
+    middles = [float(np.median(fit["forecast"].to_numpy()[rows])) for rows in bins]
+    medians = [float(np.median(fit["observed"].to_numpy()[rows])) for rows in bins]
+    return category(np.interp(forecast, middles, medians))
+
+
+OTHER_WAYS = {"the most frequent observed category of the plain mean's": most_frequent_category,
+              "the median observed mean by level of the forecast": median_by_level}
 
 
 def station_days(path: Path) -> pd.DataFrame:
@@ -55,7 +79,8 @@ def accuracies(days: pd.DataFrame, forecast_hour: int) -> dict[str, float | int]
     days = days[days["observed"].notna() & days["persistence"].notna()]
     odd = (days["origin"].dt.month % 2 == 1).to_numpy()
     distance = hour_distance(days["origin"].dt.hour, forecast_hour)
-    hits: dict[str, list[np.ndarray]] = {"persistence": [], "plain mean": [], **{name: [] for name in FIT_HOURS}}
+    hits: dict[str, list[np.ndarray]] = {"persistence": [], "plain mean": [], **{name: [] for name in FIT_HOURS},
+                                         **{name: [] for name in OTHER_WAYS}}
     for station in days["station"].unique():
         mine = (days["station"] == station).to_numpy()
         for half in (True, False):
@@ -68,6 +93,9 @@ def accuracies(days: pd.DataFrame, forecast_hour: int) -> dict[str, float | int]
                 day_map = fit_day_map(fit[["observed"]].to_numpy().repeat(DAY_HOURS, axis=1),
                                       fit[["forecast"]].to_numpy().repeat(DAY_HOURS, axis=1))
                 hits[name].append(day_map.categories(checked["forecast"].to_numpy()) == truth)
+            every_hour = days[mine & (odd != half)]
+            for name, way in OTHER_WAYS.items():
+                hits[name].append(way(every_hour, checked["forecast"].to_numpy()) == truth)
     result: dict[str, float | int] = {name: round(float(np.concatenate(values).mean()), 3)
                                       for name, values in hits.items()}
     result["days"] = int(sum(len(values) for values in hits["plain mean"]))
