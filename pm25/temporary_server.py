@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO
 
 STARTUP_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
 RETIREMENT_CHECK_SECONDS = 0.25
 # Prefect reads these from the working folder, besides its profiles and the environment.
 PREFECT_SETTINGS_FILES = ("prefect.toml", "pyproject.toml", ".env")
@@ -239,13 +240,20 @@ class TemporaryServer:
 
     def release(self, stop: bool = False) -> None:
         """End this command's use of the server; `stop` also stops a server this command started (one its
-        settings did not want). Otherwise the server retires by itself once it has been idle long enough."""
+        settings did not want), and waits until it has: a server stopped while it was still starting would
+        otherwise go on migrating the database that the next server starts on. Otherwise the server retires by
+        itself once it has been idle long enough."""
         if os.environ.get("PREFECT_API_URL") == self.api_url:
             del os.environ["PREFECT_API_URL"]
         self.lease.close()
         if self.process is not None:
             if stop and self.process.poll() is None:
                 self.process.terminate()
+                try:
+                    self.process.wait(STOP_TIMEOUT_SECONDS)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
             self.output.close()
 
 

@@ -72,6 +72,15 @@ def test_a_server_that_fails_to_start_is_reported_with_what_it_wrote(monkeypatch
         server.release(stop=True)
 
 
+def test_a_server_stopped_while_it_starts_has_ended_when_release_returns(monkeypatch, tmp_path):
+    from pm25.temporary_server import TemporaryServer
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))  # its own database: nothing else starts a server on it
+    server = TemporaryServer(0)
+    server.release(stop=True)
+    assert server.process.poll() is not None  # not left behind, migrating the database the next server starts on
+
+
 def test_an_api_named_in_prefects_settings_files_is_kept(tmp_path):
     def adopt_in(folder) -> str:
         done = subprocess.run([sys.executable, "-c", ADOPT, str(PROJECT_ROOT)], cwd=folder, env=environment_without_api(),
