@@ -130,7 +130,8 @@ def window_plan_name(lookback: int, horizon: int) -> str:
 def retrain(job: RetrainJob, dataset_path: Path, validation_days: int, min_train_days: int, max_gap_hours: int,
             target_transform: str, lookback: int, horizon: int, config: TrainingConfig,
             on_epoch: EpochCallback | None = None) -> Retrained:
-    """Preprocess every station's readings before the origin, train the challenger and fit its intervals."""
+    """Preprocess every station's readings before the origin, train the challenger and fit its intervals and its
+    category maps."""
     origin = pd.Timestamp(job.origin)
     prepared: dict[str, PreprocessOutput] = {
         station: preprocess_before(dataset_path, station, origin, folder, validation_days=validation_days,
