@@ -72,20 +72,15 @@ def fit_day_map(observed: np.ndarray, forecast: np.ndarray) -> DayMeanMap:
 
 def write_day_maps(model_dir: Path, maps: dict[str, DayMeanMap]) -> Path:
     """A model's maps by station, kept beside the model (`categories.json`)."""
-    stations = {station: item.to_json() for station, item in maps.items()}
-    return storage.write_json(model_dir / CATEGORIES_FILE, {"method": METHOD, "stations": stations})
+    return storage.write_method_tables(model_dir / CATEGORIES_FILE, METHOD,
+                                       {station: item.to_json() for station, item in maps.items()})
 
 
 def read_day_maps(model_dir: Path) -> dict[str, DayMeanMap] | None:
     """The model's maps by station; None where it has none, or ones made by another method (which a caller fits
     again)."""
-    path = model_dir / CATEGORIES_FILE
-    if not path.exists():
-        return None
-    payload = storage.read_json(path)
-    if payload.get("method") != METHOD:
-        return None
-    return {station: DayMeanMap.from_json(item) for station, item in payload["stations"].items()}
+    maps = storage.read_method_tables(model_dir / CATEGORIES_FILE, METHOD)
+    return None if maps is None else {station: DayMeanMap.from_json(item) for station, item in maps.items()}
 
 
 def maps_key(maps: dict[str, DayMeanMap] | None) -> str:

@@ -111,17 +111,12 @@ def fit_intervals(observed: np.ndarray, forecast: np.ndarray, coverage: float = 
 
 def write_intervals(model_dir: Path, tables: dict[str, IntervalTable]) -> Path:
     """A model's interval tables, by station, kept beside the model (`intervals.json`)."""
-    return storage.write_json(model_dir / INTERVALS_FILE,
-                              {"method": METHOD, "stations": {station: table.to_json() for station, table in tables.items()}})
+    return storage.write_method_tables(model_dir / INTERVALS_FILE, METHOD,
+                                       {station: table.to_json() for station, table in tables.items()})
 
 
 def read_intervals(model_dir: Path) -> dict[str, IntervalTable] | None:
     """The model's interval tables by station; None where it has none, or only ones made by an earlier method
     (which a caller fits again)."""
-    path = model_dir / INTERVALS_FILE
-    if not path.exists():
-        return None
-    payload = storage.read_json(path)
-    if payload.get("method") != METHOD:
-        return None
-    return {station: IntervalTable.from_json(table) for station, table in payload["stations"].items()}
+    tables = storage.read_method_tables(model_dir / INTERVALS_FILE, METHOD)
+    return None if tables is None else {station: IntervalTable.from_json(table) for station, table in tables.items()}

@@ -80,6 +80,20 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def write_method_tables(destination: Path, method: str, tables: dict[str, dict[str, Any]]) -> Path:
+    """Per-station tables (JSON-ready) stamped with the method that made them, as a model folder keeps them."""
+    return write_json(destination, {"method": method, "stations": tables})
+
+
+def read_method_tables(path: Path, method: str) -> dict[str, dict[str, Any]] | None:
+    """The per-station tables at `path`; None where there are none, or only ones another method made (which a
+    caller fits again)."""
+    if not path.exists():
+        return None
+    payload = read_json(path)
+    return payload["stations"] if payload.get("method") == method else None
+
+
 def write_parquet(destination: Path, frame: pd.DataFrame, metadata: dict[str, str] | None = None) -> Path:
     """Write `frame` as Parquet with extra key/value `metadata` in the file's schema."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
