@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/category_methods.py --model-dir PM25_HOME/models/<key>   # a model `pm25 run` scored
 
-With the network LSTM's validation forecasts that `pm25 run` kept (evaluation/*/validation_predictions.parquet),
+With the network LSTM's validation forecasts that `pm25 run` kept (`interval_methods.validation_forecasts`),
 per station: the category of the plain 24-hour mean forecast, against quantile maps (`tasks.categories`) fitted on
 the validation span's odd months and checked on its even months, and the other way round. A map is fitted on the
 origins of every hour, or only on those within 0 or 2 hours of the hour checked. Two other ways to read the
@@ -25,6 +25,7 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks.interval_methods import validation_forecasts  # noqa: E402
 from tasks import storage  # noqa: E402
 from tasks.categories import DAY_HOURS, day_means, fit_day_map  # noqa: E402
 from tasks.verify import category  # noqa: E402
@@ -54,10 +55,9 @@ OTHER_WAYS = {"the most frequent observed category of the plain mean's": most_fr
               "the median observed mean by level of the forecast": median_by_level}
 
 
-def station_days(path: Path) -> pd.DataFrame:
+def station_days(frame: pd.DataFrame) -> pd.DataFrame:
     """One station's validation origins: the hour, the 24-hour mean forecast, the observed mean (NaN where fewer
     than 20 hours were observed) and the reading at the origin."""
-    frame = pd.read_parquet(path, columns=["station", "origin", "horizon", "observed", "lstm"])
     frame = frame[frame["horizon"] <= DAY_HOURS]
     observed = frame.pivot(index="origin", columns="horizon", values="observed")
     forecast = frame.pivot(index="origin", columns="horizon", values="lstm")
@@ -107,14 +107,12 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--forecast-at", type=int, default=2, help="the local hour of the origins checked")
     arguments = parser.parse_args()
-    paths = {}
-    for path in sorted(arguments.model_dir.glob("evaluation/*/validation_predictions.parquet")):
-        paths.setdefault(pd.read_parquet(path, columns=["station"])["station"].iloc[0], path)
-    days = pd.concat([station_days(path) for path in paths.values()], ignore_index=True)
+    predictions = validation_forecasts(arguments.model_dir)
+    days = pd.concat([station_days(frame) for _, frame in predictions.groupby("station")], ignore_index=True)
     result = accuracies(days, arguments.forecast_at)
     print(json.dumps(result))
     storage.write_json(arguments.model_dir.parent.parent / "reports" / "bench" / "category_methods.json",
-                       {"model_dir": str(arguments.model_dir), "stations": sorted(paths), "forecast_at": arguments.forecast_at,
+                       {"model_dir": str(arguments.model_dir), "stations": sorted(days["station"].unique()), "forecast_at": arguments.forecast_at,
                         "accuracy": result})
 
 
