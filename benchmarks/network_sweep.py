@@ -2,8 +2,9 @@
 
 Needs a home where `pm25 run` has run on a folder of station files (its features are reused). For each
 candidate it trains the network model alone (the station models and baselines do not depend on it), with
-what every station shares, which of a station's own inputs it reads, its look-back or a training setting
-changed, and scores it on the validation span: RMSE pooled over the stations as a share of persistence's at 1, 6
+what every station shares, which of a station's own inputs it reads, its look-back, a training setting or a
+regulariser (Gaussian noise on the inputs, weight decay) changed, without the station one-hot, or with 24-hour
+changes of some inputs added, and scores it on the validation span: RMSE pooled over the stations as a share of persistence's at 1, 6
 and 24 h. The seed is PM25_SEED's (42 by default); each seed keeps its own trained candidates. Writes
 reports/sweep/network_sweep.json and .md. The test span is never read.
 """
@@ -23,6 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import tasks.network  # noqa: E402
+import tasks.train  # noqa: E402
 from benchmarks.benchmark import write_outputs  # noqa: E402
 from tasks import storage  # noqa: E402
 from tasks.evaluate import model_forecasts, observed_targets, persistence  # noqa: E402
@@ -69,7 +71,16 @@ CANDIDATES = {
         "shared": WEATHER_CHANGES, "drop": ["doy_"], "settings": {"horizon_weight_power": 0.75}},
     "weather changes shared, without the day of the year, 12-hour look-back": {
         "shared": WEATHER_CHANGES, "drop": ["doy_"], "lookback": 12},
+    "weather changes shared, Gaussian noise 0.1 on the inputs": {"shared": WEATHER_CHANGES, "input_noise": 0.1},
+    "weather changes shared, weight decay 0.01": {"shared": WEATHER_CHANGES, "weight_decay": 0.01},
+    "weather changes shared, without the station one-hot": {"shared": WEATHER_CHANGES, "station_one_hot": False},
+    "weather changes shared, own 24-hour changes of pressure, dew point and temperature": {
+        "shared": WEATHER_CHANGES, "changes_24h": ["pres", "dewp", "temp"]},
+    "weather changes and the 24-hour pressure change shared": {
+        "shared": [*WEATHER_CHANGES, "pres_change_24h"], "changes_24h": ["pres"]},
 }
+BUILD_MODEL = tasks.train.build_model
+STATION_INPUTS = tasks.network.station_inputs
 
 
 def network_inputs(home: Path) -> tuple[dict[str, Path], dict[str, Path], Path]:
@@ -83,6 +94,47 @@ def network_inputs(home: Path) -> tuple[dict[str, Path], dict[str, Path], Path]:
     plan = next(path for folder in by_station.values() for path in folder.glob("windows_*.json"))
     return ({station: folder / "features.parquet" for station, folder in by_station.items()},
             {station: folder / "preprocessing.json" for station, folder in by_station.items()}, plan)
+
+
+def regularised_build(input_noise: float, weight_decay: float):
+    """`build_model` whose training model adds Gaussian noise to its inputs and decays its weights (the
+    forecasting model, which shares the layers, is unchanged)."""
+    import keras
+
+    def build(lookback, n_features, horizon, layers, units, learning_rate, dropout, horizon_weight_power=0.0,
+              members=1, weight_averaging=0.0):
+        training, forecasting = BUILD_MODEL(lookback, n_features, horizon, layers, units, learning_rate, dropout,
+                                            horizon_weight_power, members, weight_averaging)
+        inputs = keras.Input(shape=(lookback, n_features), name="history")
+        noisy = keras.layers.GaussianNoise(input_noise)(inputs) if input_noise else inputs
+        wrapped = keras.Model(inputs, training(noisy), name="regularised")
+        averaging = {"use_ema": True, "ema_momentum": weight_averaging} if weight_averaging else {}
+        wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None, **averaging),
+                        loss=training.loss, steps_per_execution=tasks.train.STEPS_PER_EXECUTION)
+        return wrapped, forecasting
+
+    return build
+
+
+def without_station_one_hot(features, spec, feature_columns):
+    """`station_inputs` less the one-hot of the station, the last len(stations) columns of a network's inputs."""
+    inputs = STATION_INPUTS(features, spec, feature_columns)
+    return {station: array[:, : -len(spec.stations)] for station, array in inputs.items()} if spec.network_inputs else inputs
+
+
+def with_day_changes(feature_paths: dict[str, Path], plan_path: Path, columns: list[str],
+                     work: Path) -> tuple[dict[str, Path], Path]:
+    """Copies of the stations' features and the window plan with `<column>_change_24h` (from the past only)."""
+    folder = work / f"features-{storage.fingerprint(columns)}"
+    paths = {}
+    for station, path in feature_paths.items():
+        frame = pd.read_parquet(path)
+        for column in columns:
+            frame[f"{column}_change_24h"] = frame[column].diff(24).fillna(0.0).astype("float32")
+        paths[station] = storage.write_parquet(folder / f"{station}.parquet", frame)
+    plan = storage.read_json(plan_path)
+    plan["feature_columns"] = [*plan["feature_columns"], *(f"{column}_change_24h" for column in columns)]
+    return paths, storage.write_json(folder / "plan.json", plan)
 
 
 def validation_ratios(model_dir: Path, feature_paths: dict[str, Path]) -> dict[str, float]:
@@ -108,7 +160,14 @@ def validation_ratios(model_dir: Path, feature_paths: dict[str, Path]) -> dict[s
 def run_candidate(name: str, home: Path, work: Path) -> dict:
     candidate = CANDIDATES[name]
     feature_paths, params_paths, plan_path = network_inputs(home)
-    tasks.network.SHARED_FEATURES = tuple(candidate["shared"])  # this process trains one candidate at a time
+    # This process trains one candidate at a time, so a candidate may swap what the stages read.
+    tasks.network.SHARED_FEATURES = tuple(candidate["shared"])
+    tasks.network.station_inputs = STATION_INPUTS if candidate.get("station_one_hot", True) else without_station_one_hot
+    regularised = candidate.get("input_noise") or candidate.get("weight_decay")
+    tasks.train.build_model = (regularised_build(candidate.get("input_noise", 0.0), candidate.get("weight_decay", 0.0))
+                               if regularised else BUILD_MODEL)
+    if candidate.get("changes_24h"):
+        feature_paths, plan_path = with_day_changes(feature_paths, plan_path, candidate["changes_24h"], work)
     if candidate.get("drop") or candidate.get("lookback"):
         plan = storage.read_json(plan_path)
         plan["feature_columns"] = [column for column in plan["feature_columns"]
