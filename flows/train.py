@@ -91,7 +91,8 @@ def train_pm25(
     evaluation = score_network_task.submit(evaluations, settings.horizon_hours, run_dir, network.model_dir).result()
     report = report_task.submit(run_dir, layout.reports, evaluation.metrics_path, evaluation.predictions_path,
                                 network.model_dir / TRAINING_LOG, network.model_dir / PLOTS_DIR,
-                                validated.summary.docs_index, run_id, validated.summary.left_out).result()
+                                validated.summary.docs_index, run_id, validated.summary.left_out,
+                                settings.keep_runs).result()
     version = register_task.submit(layout.models, network.model_dir, dataset.path, evaluation.metrics_path, run_id,
                                    dataset.key, settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS | BACKTEST_SETTINGS)),
                                    TEST_DAYS).result()

@@ -12,7 +12,8 @@
                                       backtest_forecasts/
     models/registry.json              registered versions and the champion
     reports/data_quality/index.html   Great Expectations Data Docs
-    reports/runs/<run id>/            metrics, predictions, plots, report.md of one run
+    reports/runs/<run id>/            metrics, predictions, plots, report.md of one run (the newest
+                                      PM25_KEEP_RUNS of them)
     reports/latest -> runs/<run id>   the newest complete run
     reports/forecast/latest.*         the champion's forecast of the next hours (.json, .csv, .png)
     reports/backtest/<id>/            forecasts.parquet, verification.json, figures and report.md of a backtest
@@ -21,6 +22,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +85,9 @@ class Layout:
 
     def backtest(self, backtest_id: str) -> Path:
         return self.backtests / backtest_id
+
+
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-z]+")
 
 
 def new_run_id(flow_run_id: str | None) -> str:

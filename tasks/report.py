@@ -17,8 +17,11 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
 from tasks.evaluate import REPORTED_HORIZONS
+from tasks.layout import RUN_ID
 
 LATEST = "latest"
+REPORT_FILE = "report.md"
+REMOVING = ".removing-"
 PLOTS_DIR = "plots"  # in a model folder: the pictures of its report
 PLOTS = ("forecast.png", "error_by_horizon.png", "loss.png")
 PLOTS_KEY = "plots.json"  # what the pictures were drawn from
@@ -244,6 +247,29 @@ def publish_latest(run_dir: Path, reports_dir: Path) -> Path:
     return latest
 
 
+def prune_run_reports(runs_dir: Path, keep: int, current: Path) -> list[str]:
+    """Remove the run reports beyond the `keep` newest complete ones, never `current`; return the removed ids.
+
+    Run ids sort by their start time. A folder without its report.md is a run that failed or one still running:
+    it goes only when it started before every report kept, so a run in progress is not removed from under it.
+    A folder is renamed out of sight before it is removed, so no reader finds one half removed.
+    """
+    for leftover in runs_dir.glob(f"{REMOVING}*"):  # an earlier removal cut short
+        shutil.rmtree(leftover, ignore_errors=True)
+    runs = sorted(path.name for path in runs_dir.iterdir() if path.is_dir() and RUN_ID.fullmatch(path.name))
+    complete = [name for name in runs if (runs_dir / name / REPORT_FILE).is_file()]
+    kept = {*complete[-keep:], current.name}
+    removed = [name for name in runs if name not in kept and (name in complete or name < min(kept))]
+    for name in removed:
+        hidden = runs_dir / f"{REMOVING}{name}"
+        try:
+            os.replace(runs_dir / name, hidden)
+        except FileNotFoundError:
+            continue  # another run's report removed it meanwhile
+        shutil.rmtree(hidden, ignore_errors=True)
+    return removed
+
+
 def render_plots(metrics: dict[str, Any], predictions_path: Path, training_log: Path, plots_dir: Path) -> Path:
     """Draw the report's pictures into `plots_dir` unless they are there already.
 
@@ -268,8 +294,10 @@ def render_plots(metrics: dict[str, Any], predictions_path: Path, training_log: 
 
 
 def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
-                 plots_dir: Path, docs_index: str, run_name: str, left_out: dict[str, str]) -> ReportOutput:
-    """Write the pictures and report.md into `run_dir` (which holds metrics.json), then publish it as latest."""
+                 plots_dir: Path, docs_index: str, run_name: str, left_out: dict[str, str],
+                 keep_runs: int) -> ReportOutput:
+    """Write the pictures and report.md into `run_dir` (which holds metrics.json), publish it as latest, and keep
+    the newest `keep_runs` run reports."""
     metrics = storage.read_json(metrics_path)
     render_plots(metrics, predictions_path, training_log, plots_dir)
     for name in PLOTS:
@@ -277,19 +305,23 @@ def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictio
     shutil.copyfile(training_log, run_dir / "training_log.csv")
     rows = metrics_rows(metrics)
     docs_link = os.path.relpath(docs_index, run_dir)
-    report_path = storage.write_text(run_dir / "report.md", report_markdown(metrics, rows, docs_link, run_name, left_out))
+    report_path = storage.write_text(run_dir / REPORT_FILE, report_markdown(metrics, rows, docs_link, run_name, left_out))
     latest = publish_latest(run_dir, reports_dir)
     log.info("report written to %s (published as %s)", report_path, latest)
+    removed = prune_run_reports(run_dir.parent, keep_runs, run_dir)
+    if removed:
+        log.info("removed %d older run report(s), keeping the newest %d: %s", len(removed), keep_runs,
+                 ", ".join(removed))
     return ReportOutput(run_dir=run_dir, latest_dir=latest, report_path=report_path, metrics_rows=rows)
 
 
 @task(cache_policy=NO_CACHE, name="report", task_run_name="report {run_name}")
 def report_task(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
-                plots_dir: Path, docs_index: str, run_name: str, left_out: dict[str, str]) -> ReportOutput:
+                plots_dir: Path, docs_index: str, run_name: str, left_out: dict[str, str], keep_runs: int) -> ReportOutput:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     output = write_report(run_dir, reports_dir, metrics_path, predictions_path, training_log, plots_dir, docs_index,
-                          run_name, left_out)
+                          run_name, left_out, keep_runs)
     create_table_artifact(output.metrics_rows, key="pm25-metrics", description="Test-span RMSE/MAE (µg/m³) by model and "
                           "horizon, pooled over the network's stations")
     metrics = storage.read_json(metrics_path)

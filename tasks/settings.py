@@ -22,7 +22,7 @@ VALIDATION_DAYS = 365
 MIN_TRAIN_DAYS = 365
 # Settings of the deployment's environment rather than of one run: never flow parameters.
 OPERATOR_SETTINGS = frozenset({"alert_webhook", "server_idle_seconds", "task_runner", "dask_address",
-                               "rejected_max_mb"})
+                               "rejected_max_mb", "keep_runs"})
 # Settings of the backtest flow only (its origins and schedule): not parameters of the nightly flow.
 BACKTEST_SETTINGS = frozenset({"backtest_start", "backtest_end", "retrain_every", "forecast_at", "every"})
 
@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     rejected_max_mb: float = Field(
         100, ge=0, description="Bound on data/rejected/, the quarantine of refused source files: the oldest refusals "
         "go first, and a larger file keeps only its refusal (not a flow parameter)."
+    )
+
+    keep_runs: int = Field(
+        30, ge=1, description="Run reports kept under reports/runs/ (each holds its predictions, tens of MB for a "
+        "network): the newest, and always the one reports/latest points to (not a flow parameter)."
     )
 
     @field_validator("source")

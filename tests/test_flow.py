@@ -76,11 +76,13 @@ def test_metrics_and_report_hold_the_validation_span_scores_that_settings_are_ch
     assert "On the validation span (2013-01-01T00:00" in (home / "reports" / "latest" / "report.md").read_text()
 
 
-def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv, caplog):
+def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv, caplog, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     home, first = trained_home
+    first_metrics = json.loads((Path(first["run_dir"]) / "metrics.json").read_text())
+    monkeypatch.setenv("PM25_KEEP_RUNS", "1")
     state = train_pm25(source=str(real_csv), home=str(home), max_epochs=1, return_state=True)
     again = state.result()
     for stage in ("ingest", "validation", "dataset", "preprocess", "training", "evaluation", "plots", "forecast"):
@@ -91,9 +93,10 @@ def test_second_run_reuses_ingest_validation_and_training(trained_home, real_csv
     for stage in ("ingest", "dataset", "preprocess", "train", "evaluate", "forecast"):
         assert by_name[stage].name == "Cached" and by_name[stage].is_completed(), (stage, by_name[stage])
     assert by_name["report"].name == "Completed"  # a new run's report is written anew
-    assert json.loads((Path(again["run_dir"]) / "metrics.json").read_text()) == json.loads(
-        (Path(first["run_dir"]) / "metrics.json").read_text())
+    assert json.loads((Path(again["run_dir"]) / "metrics.json").read_text()) == first_metrics
     assert again["model"] == first["model"] and again["run_id"] != first["run_id"]
+    # PM25_KEEP_RUNS=1: the first run's report (its predictions too) made way for the second's.
+    assert [path.name for path in (home / "reports" / "runs").iterdir()] == [again["run_id"]]
     assert len([path for path in (home / "models").iterdir() if path.is_dir()]) == 1
     assert again["model_version"] == first["model_version"]  # the same model is registered once
     assert len(json.loads((home / "models" / "registry.json").read_text())["versions"]) == 1
