@@ -4,9 +4,9 @@ Needs a home where `pm25 run` has run on a folder of station files (its features
 candidate it trains the network model alone (the station models and baselines do not depend on it), with
 what every station shares, which of a station's own inputs it reads, its look-back, a training setting or a
 regulariser (Gaussian noise on the inputs, weight decay) changed, without the station one-hot, or with 24-hour
-changes of some inputs added, and scores it on the validation span: RMSE pooled over the stations as a share of persistence's at 1, 6
-and 24 h. The seed is PM25_SEED's (42 by default); each seed keeps its own trained candidates. Writes
-reports/sweep/network_sweep.json and .md. The test span is never read.
+changes of some inputs added, and scores it on the validation span: RMSE pooled over the stations as a share of
+persistence's at 1, 6 and 24 h. The seed is PM25_SEED's (42 by default); each seed keeps its own trained
+candidates. Writes reports/sweep/network_sweep.json and .md. The test span is never read.
 """
 
 from __future__ import annotations
