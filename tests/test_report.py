@@ -36,11 +36,17 @@ def test_the_run_just_published_is_kept_even_when_newer_ones_exist(tmp_path):
     assert remaining(tmp_path) == [run_id(2), run_id(4)]
 
 
-def test_an_unfinished_run_goes_only_when_it_started_before_every_report_kept(tmp_path):
+def test_an_unfinished_run_goes_only_when_it_started_before_a_report_that_goes(tmp_path):
     make_runs(tmp_path, [run_id(2), run_id(3), run_id(5)], unfinished=[run_id(1), run_id(4), run_id(6)])
     prune_run_reports(tmp_path, 2, tmp_path / run_id(5))
     # Day 1 failed long ago; days 4 and 6 may still be running beside the run that published day 5.
     assert remaining(tmp_path) == [run_id(3), run_id(4), run_id(5), run_id(6)]
+
+
+def test_runs_started_together_keep_the_folders_of_those_still_running(tmp_path):
+    make_runs(tmp_path, [run_id(3)], unfinished=[run_id(1), run_id(2), run_id(4)])
+    assert prune_run_reports(tmp_path, 1, tmp_path / run_id(3)) == []
+    assert remaining(tmp_path) == [run_id(day) for day in range(1, 5)]
 
 
 def test_other_folders_and_files_are_left_alone_and_a_cut_short_removal_is_finished(tmp_path):
