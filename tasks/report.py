@@ -248,18 +248,20 @@ def publish_latest(run_dir: Path, reports_dir: Path) -> Path:
 
 
 def prune_run_reports(runs_dir: Path, keep: int, current: Path) -> list[str]:
-    """Remove the run reports beyond the `keep` newest complete ones, never `current`; return the removed ids.
+    """Remove the run reports beyond the `keep` newest complete ones, never `current` nor the one reports/latest
+    points to; return the removed ids.
 
     Run ids sort by their start time. A folder without its report.md is a run that failed or one still running
-    (runs may share a home and overlap): it goes only when it started before a complete report that goes too,
-    one more than `keep` reports old, so a run in progress is not removed from under it. A folder is renamed out
-    of sight before it is removed, so no reader finds one half removed.
+    (runs may share a home and overlap): it goes only when it started before a complete report that goes too, so
+    a run in progress is not removed from under it. A folder is renamed out of sight before it is removed, so no
+    reader finds one half removed.
     """
     for leftover in runs_dir.glob(f"{REMOVING}*"):  # an earlier removal cut short
         shutil.rmtree(leftover, ignore_errors=True)
     runs = sorted(path.name for path in runs_dir.iterdir() if path.is_dir() and RUN_ID.fullmatch(path.name))
     complete = [name for name in runs if (runs_dir / name / REPORT_FILE).is_file()]
-    kept = {*complete[-keep:], current.name}
+    latest = runs_dir.parent / LATEST  # another run's, where it published after this one
+    kept = {*complete[-keep:], current.name, *([latest.resolve().name] if latest.is_symlink() else [])}
     outdated = [name for name in complete if name not in kept]
     removed = [name for name in runs if name not in kept and outdated and name <= outdated[-1]]
     for name in removed:
