@@ -222,7 +222,7 @@ def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], ve
     for station, forecast in forecasts_at(features, model, rows).items():
         reading = features[station]["target"].to_numpy(dtype="float64")[rows]
         lower, upper = intervals[station].bounds(forecast)
-        day_category = (day_maps[station].categories(forecast[:, :DAY_HOURS].mean(axis=1)) if horizon >= DAY_HOURS
+        day_category = (day_maps[station].issue(forecast) if horizon >= DAY_HOURS
                         else [pd.NA] * len(rows))  # no category for a horizon shorter than a day
         frames.append(pd.DataFrame({
             "station": station,

@@ -40,12 +40,24 @@ class DayMeanMap:
         means = np.asarray(means, dtype="float64")
         return category(np.interp(means, self.forecast, self.observed) if self.forecast else means)
 
+    def issue(self, forecast: np.ndarray) -> np.ndarray:
+        """The category issued at each origin (row of hourly forecasts, the nearest first) for its next 24 hours."""
+        return self.categories(day_mean_forecast(forecast))
+
     def to_json(self) -> dict[str, Any]:
         return {"forecast": self.forecast, "observed": self.observed}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DayMeanMap:
         return cls(data["forecast"], data["observed"])
+
+
+PLAIN_MEAN = DayMeanMap([], [])  # no map: the mean forecast's own category
+
+
+def day_mean_forecast(forecast: np.ndarray) -> np.ndarray:
+    """Per origin (row): the mean of its first 24 forecast hours (of them all, where it has fewer)."""
+    return forecast[:, :DAY_HOURS].mean(axis=1)
 
 
 def day_means(observed: np.ndarray, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +69,7 @@ def day_means(observed: np.ndarray, forecast: np.ndarray) -> tuple[np.ndarray, n
     hours = seen.sum(axis=1)
     total = np.where(seen, observed[:, :DAY_HOURS], 0.0).sum(axis=1)
     observed_mean = np.where(hours >= MIN_HOURS_OF_MEAN, total / np.maximum(hours, 1), np.nan)
-    return forecast[:, :DAY_HOURS].mean(axis=1), observed_mean
+    return day_mean_forecast(forecast), observed_mean
 
 
 def fit_day_map(observed: np.ndarray, forecast: np.ndarray) -> DayMeanMap:
@@ -65,7 +77,7 @@ def fit_day_map(observed: np.ndarray, forecast: np.ndarray) -> DayMeanMap:
     forecast_mean, observed_mean = day_means(observed, forecast)
     valid = np.isfinite(forecast_mean) & np.isfinite(observed_mean)
     if not valid.any():
-        return DayMeanMap([], [])
+        return PLAIN_MEAN
     return DayMeanMap([float(value) for value in np.quantile(forecast_mean[valid], QUANTILES)],
                       [float(value) for value in np.quantile(observed_mean[valid], QUANTILES)])
 

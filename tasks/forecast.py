@@ -21,7 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import storage
-from tasks.categories import DAY_HOURS, DayMeanMap, maps_key, read_day_maps
+from tasks.categories import DAY_HOURS, PLAIN_MEAN, DayMeanMap, maps_key, read_day_maps
 from tasks.dataset import Dataset
 from tasks.errors import RegistryError
 from tasks.evaluate import observed_targets, to_micrograms
@@ -31,7 +31,7 @@ from tasks.preprocess import PM25_INPUT, PreprocessingParams, build_features, to
 from tasks.registry import ModelVersion, champion
 from tasks.states import finish
 from tasks.train import WINDOWS_FILE, load_change_predictor
-from tasks.verify import BREAKPOINTS, CATEGORY_NAMES, category
+from tasks.verify import BREAKPOINTS, CATEGORY_NAMES
 from tasks.windows import WindowPlan, WindowSet, span_origins, window_inputs
 
 FORECAST_DIR = "forecast"
@@ -186,11 +186,12 @@ def day_categories(forecast: pd.DataFrame, maps: dict[str, DayMeanMap] | None) -
     """The category issued for each station's next 24 hours: their mean forecast through the champion's map
     (`tasks.categories`); the plain mean's category where the champion has no maps (registered before them) or
     the horizon is shorter than a day."""
-    day = forecast[forecast["horizon_hours"] <= DAY_HOURS].groupby("station", sort=False)["pm25"]
-    means, hours = day.mean(), day.size()
-    return {station: int(maps[station].categories(np.array([mean]))[0]
-                         if maps and station in maps and hours[station] == DAY_HOURS else category(np.array([mean]))[0])
-            for station, mean in means.items()}
+    issued = {}
+    for station, rows in forecast.groupby("station", sort=False):
+        hours = rows.sort_values("horizon_hours")["pm25"].to_numpy(dtype="float64")[None, :]
+        day_map = (maps or {}).get(station, PLAIN_MEAN) if hours.shape[1] >= DAY_HOURS else PLAIN_MEAN
+        issued[station] = int(day_map.issue(hours)[0])
+    return issued
 
 
 def plot_forecast_map(forecast: pd.DataFrame, categories: dict[str, int], locations: dict[str, tuple[float, float]],
