@@ -27,7 +27,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.interval_methods import validation_forecasts  # noqa: E402
 from tasks import storage  # noqa: E402
-from tasks.categories import DAY_HOURS, day_means, fit_day_map  # noqa: E402
+from tasks.categories import DAY_HOURS, day_means, map_of_means  # noqa: E402
 from tasks.verify import category  # noqa: E402
 
 FIT_HOURS = {"every origin hour": None, "the forecast hour ± 2": 2, "the forecast hour only": 0}
@@ -90,8 +90,7 @@ def accuracies(days: pd.DataFrame, forecast_hour: int) -> dict[str, float | int]
             hits["plain mean"].append(category(checked["forecast"].to_numpy()) == truth)
             for name, within in FIT_HOURS.items():
                 fit = days[mine & (odd != half) & (distance <= (24 if within is None else within))]
-                day_map = fit_day_map(fit[["observed"]].to_numpy().repeat(DAY_HOURS, axis=1),
-                                      fit[["forecast"]].to_numpy().repeat(DAY_HOURS, axis=1))
+                day_map = map_of_means(fit["forecast"].to_numpy(), fit["observed"].to_numpy())
                 hits[name].append(day_map.categories(checked["forecast"].to_numpy()) == truth)
             every_hour = days[mine & (odd != half)]
             for name, way in OTHER_WAYS.items():

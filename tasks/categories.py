@@ -75,6 +75,11 @@ def day_means(observed: np.ndarray, forecast: np.ndarray) -> tuple[np.ndarray, n
 def fit_day_map(observed: np.ndarray, forecast: np.ndarray) -> DayMeanMap:
     """The map from the 24-hour means of calibration forecasts (origins x lead hours) and their outcomes."""
     forecast_mean, observed_mean = day_means(observed, forecast)
+    return map_of_means(forecast_mean, observed_mean)
+
+
+def map_of_means(forecast_mean: np.ndarray, observed_mean: np.ndarray) -> DayMeanMap:
+    """The map from 24-hour mean forecasts and the observed means (NaN where not valid), origin by origin."""
     valid = np.isfinite(forecast_mean) & np.isfinite(observed_mean)
     if not valid.any():
         return PLAIN_MEAN
