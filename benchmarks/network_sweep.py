@@ -78,6 +78,10 @@ CANDIDATES = {
         "shared": WEATHER_CHANGES, "changes_24h": ["pres", "dewp", "temp"]},
     "weather changes and the 24-hour pressure change shared": {
         "shared": [*WEATHER_CHANGES, "pres_change_24h"], "changes_24h": ["pres"]},
+    "weather changes shared, loss weight h^-2": {"shared": WEATHER_CHANGES, "settings": {"horizon_weight_power": 2.0}},
+    "weather changes shared, weight averaging 0.998": {"shared": WEATHER_CHANGES, "settings": {"weight_averaging": 0.998}},
+    "weather changes shared, 2 LSTM layers": {"shared": WEATHER_CHANGES, "settings": {"lstm_layers": 2}},
+    "weather changes shared, batches of 128": {"shared": WEATHER_CHANGES, "settings": {"batch_size": 128}},
 }
 BUILD_MODEL = tasks.train.build_model
 STATION_INPUTS = tasks.network.station_inputs
