@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tasks.train import build_model, horizon_weights, keras_seed_stream, load_model, masked_mse, stopping_callbacks
+from tasks.train import (build_model, horizon_weights, keras_seed_stream, load_model, masked_mse, stopping_callbacks,
+                         training_batches)
 
 
 def test_masked_loss_ignores_missing_targets():
@@ -91,3 +92,40 @@ def test_the_weights_keras_draws_do_not_depend_on_other_threads_drawing_from_pyt
     assert len(drawn) > 1000
     for expected, got in zip(quiet, busy, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def batch_rows(dataset) -> list[list[int]]:
+    """The sample numbers of each batch (the inputs below hold their own sample number)."""
+    return [inputs[:, 0, 0].numpy().astype(int).tolist() for inputs, _ in dataset]
+
+
+@pytest.mark.parametrize("samples", [20, 18])  # a last, partial batch, and none
+def test_training_batches_cover_every_sample_once_a_pass_in_a_seeded_order(samples):
+    import keras
+
+    inputs = np.arange(samples, dtype="float32").reshape(samples, 1, 1)
+    targets = inputs[:, 0, :] * 10
+    keras.utils.set_random_seed(3)
+    shuffled = batch_rows(training_batches(inputs, targets, 6, shuffle=True))
+    assert [len(batch) for batch in shuffled] == [6, 6, 6] + ([samples - 18] if samples > 18 else [])
+    assert sorted(sum(shuffled, [])) == list(range(samples)) and sum(shuffled, []) != list(range(samples))
+    keras.utils.set_random_seed(3)
+    assert batch_rows(training_batches(inputs, targets, 6, shuffle=True)) == shuffled
+    in_order = batch_rows(training_batches(inputs, targets, 6, shuffle=False))
+    assert sum(in_order, []) == list(range(samples))
+    for inputs_batch, targets_batch in training_batches(inputs, targets, 6, shuffle=True):
+        np.testing.assert_array_equal(targets_batch.numpy(), inputs_batch.numpy()[:, 0, :] * 10)  # rows stay paired
+
+
+def test_training_batches_are_the_batches_keras_draws_from_arrays():
+    """What keeps every trained model the same since fit stopped being given arrays (Keras 3.15's pipeline)."""
+    import keras
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    inputs = np.arange(50, dtype="float32").reshape(50, 1, 1)
+    targets = inputs[:, 0, :].copy()
+    for shuffle in (True, False):
+        keras.utils.set_random_seed(11)
+        expected = batch_rows(ArrayDataAdapter(inputs, targets, batch_size=8, shuffle=shuffle).get_tf_dataset())
+        keras.utils.set_random_seed(11)
+        assert batch_rows(training_batches(inputs, targets, 8, shuffle=shuffle)) == expected
