@@ -341,6 +341,7 @@ def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, pa
         validation_data=training_batches(validation.inputs, change_targets(validation) / change_scale,
                                          config.batch_size, shuffle=False),
         epochs=config.max_epochs,
+        shuffle=False,  # training_batches shuffles; Keras would only warn that it cannot shuffle a dataset
         verbose=0,
         callbacks=[*stopping_callbacks(config.patience, config.weight_averaging), keras.callbacks.CSVLogger(str(log_path)),
                    _epoch_reporter(on_epoch, model_dir, config.max_epochs)],
