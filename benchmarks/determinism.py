@@ -22,27 +22,37 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 
+def station_features(home: Path) -> tuple[str, Path, Path]:
+    """What a single-station home trains on: its station, the features folder that holds a window plan, the plan."""
+    features = next(path.parent for path in (home / "data" / "features").glob("*/features.parquet")
+                    if any(path.parent.glob("windows_*.json")))
+    station = json.loads(next((home / "data" / "dataset").glob("*/dataset.json")).read_text())["stations"][0]
+    return station, features, next(features.glob("windows_*.json"))
+
+
+def weights_digest(model_dir: Path) -> str:
+    """A short digest of a saved model's weights: equal digests, the same weights to the bit."""
+    import keras
+
+    weights = keras.saving.load_model(model_dir / "model.keras", compile=False).get_weights()
+    return hashlib.sha256(b"".join(array.tobytes() for array in weights)).hexdigest()[:16]
+
+
 def train_once(home: Path, deterministic: bool) -> dict:
     """Train the default model on the home's features into a fresh folder; in this process."""
-    import keras
     import tensorflow as tf
 
     from tasks.settings import Settings
     from tasks.train import TrainingConfig, train_model
 
-    features = next(path.parent for path in (home / "data" / "features").glob("*/features.parquet")
-                    if any(path.parent.glob("windows_*.json")))
-    plan = next(features.glob("windows_*.json"))
-    station = json.loads(next((home / "data" / "dataset").glob("*/dataset.json")).read_text())["stations"][0]
+    station, features, plan = station_features(home)
     with mock.patch.object(tf.config.experimental, "enable_op_determinism",
                            tf.config.experimental.enable_op_determinism if deterministic else lambda: None):
         model_dir = Path(tempfile.mkdtemp(prefix="pm25-determinism-"))
         trained = train_model({station: features / "features.parquet"}, {station: features / "preprocessing.json"},
                               plan, model_dir, TrainingConfig.from_settings(Settings()))
-    weights = keras.saving.load_model(model_dir / "model.keras", compile=False).get_weights()
-    digest = hashlib.sha256(b"".join(array.tobytes() for array in weights)).hexdigest()[:16]
     return {"deterministic": deterministic, "epochs": trained.epochs_run, "seconds": round(trained.seconds, 1),
-            "weights_sha256": digest}
+            "weights_sha256": weights_digest(model_dir)}
 
 
 def main() -> int:

@@ -15,7 +15,6 @@ Writes reports/bench/paired_training.json and .md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import resource
@@ -43,14 +42,11 @@ def keras_batches(inputs, targets, batch_size: int, shuffle: bool):
 
 def train_once(home: Path, pipeline: str, epochs: int) -> dict:
     """Train in this process, as on a single-threaded Dask worker, and time it."""
-    import keras
-
     import tasks.train
+    from benchmarks.determinism import station_features, weights_digest
     from tasks.settings import Settings
 
-    features = next(path.parent for path in (home / "data" / "features").glob("*/features.parquet")
-                    if any(path.parent.glob("windows_*.json")))
-    station = json.loads(next((home / "data" / "dataset").glob("*/dataset.json")).read_text())["stations"][0]
+    station, features, plan = station_features(home)
     model_dir = Path(tempfile.mkdtemp(prefix="pm25-paired-"))
     batches = keras_batches if pipeline == "keras" else tasks.train.training_batches
     with mock.patch.object(tasks.train, "task_cores", lambda: 1), mock.patch.object(tasks.train, "training_batches",
@@ -58,15 +54,13 @@ def train_once(home: Path, pipeline: str, epochs: int) -> dict:
         started = resource.getrusage(resource.RUSAGE_SELF)
         trained = tasks.train.train_model({station: features / "features.parquet"},
                                           {station: features / "preprocessing.json"},
-                                          next(features.glob("windows_*.json")), model_dir,
+                                          plan, model_dir,
                                           tasks.train.TrainingConfig.from_settings(Settings(max_epochs=epochs,
                                                                                             patience=epochs)))
         ended = resource.getrusage(resource.RUSAGE_SELF)
-    weights = keras.saving.load_model(model_dir / "model.keras", compile=False).get_weights()
     cpu = (ended.ru_utime - started.ru_utime) + (ended.ru_stime - started.ru_stime)
     return {"pipeline": pipeline, "epochs": trained.epochs_run, "fit_seconds": round(trained.seconds, 1),
-            "cpu_seconds": round(cpu, 1),
-            "weights_sha256": hashlib.sha256(b"".join(array.tobytes() for array in weights)).hexdigest()[:16]}
+            "cpu_seconds": round(cpu, 1), "weights_sha256": weights_digest(model_dir)}
 
 
 def cpu_ticks() -> tuple[int, int]:
