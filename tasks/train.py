@@ -248,6 +248,9 @@ def training_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, s
     indices = tf.data.Dataset.range(1).map(permutation).flat_map(batches_of)
     dataset = tf.data.Dataset.zip((indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
         lambda batch, data: (tf.gather(data[0], batch, axis=0), tf.gather(data[1], batch, axis=0)))
+    # flat_map hides the number of batches; told it, Keras ends each pass on the count instead of running out of
+    # data, which it warns about as if the dataset were too short.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-samples // batch_size)))
     options = tf.data.Options()
     options.autotune.enabled = False
     options.threading.private_threadpool_size = 1

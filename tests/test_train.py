@@ -129,3 +129,20 @@ def test_training_batches_are_the_batches_keras_draws_from_arrays():
         expected = batch_rows(ArrayDataAdapter(inputs, targets, batch_size=8, shuffle=shuffle).get_tf_dataset())
         keras.utils.set_random_seed(11)
         assert batch_rows(training_batches(inputs, targets, 8, shuffle=shuffle)) == expected
+
+
+def test_fit_on_training_batches_runs_every_batch_of_every_epoch_without_a_ran_out_of_data_warning():
+    """Keras reads the number of batches from the dataset: no warning in a run's log, and no batch skipped."""
+    import warnings
+
+    import keras
+
+    inputs = np.random.default_rng(0).normal(size=(50, 2, 1)).astype("float32")
+    targets = inputs[:, -1, :].copy()
+    model = keras.Sequential([keras.Input((2, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(training_batches(inputs, targets, 8, shuffle=True), epochs=2, shuffle=False, verbose=0)
+    assert len(training_batches(inputs, targets, 8, shuffle=True)) == 7  # 6 batches of 8 and one of 2
+    assert int(model.optimizer.iterations) == 14  # each epoch stepped through all 7, in calls of 4 steps
