@@ -207,13 +207,13 @@ def horizon_weights(horizon: int, power: float) -> np.ndarray:
     return weights / weights.mean()
 
 
-def fit_change_scale(train: WindowSet) -> np.ndarray:
-    """Per-horizon spread of the change on the training span.
+def fit_change_scale(train_changes: np.ndarray) -> np.ndarray:
+    """Per-horizon spread of the training span's changes (`change_targets`).
 
     The model learns change/scale, so each horizon's errors are on one scale in the loss; otherwise the
     large day-ahead errors drown the hour-ahead ones.
     """
-    return np.nanstd(change_targets(train), axis=0).astype("float32")
+    return np.nanstd(train_changes, axis=0).astype("float32")
 
 
 def training_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, shuffle: bool):
@@ -336,11 +336,12 @@ def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, pa
     model_dir.mkdir(parents=True, exist_ok=True)
     log_path = model_dir / TRAINING_LOG
     started = time.perf_counter()
-    change_scale = fit_change_scale(train)
+    train_changes = change_targets(train)
+    change_scale = fit_change_scale(train_changes)
     log.info("training on %d samples of %d station(s), %d inputs per hour", len(train.inputs), len(spec.stations),
              n_features)
     history = model.fit(
-        training_batches(train.inputs, change_targets(train) / change_scale, config.batch_size, shuffle=True),
+        training_batches(train.inputs, train_changes / change_scale, config.batch_size, shuffle=True),
         validation_data=training_batches(validation.inputs, change_targets(validation) / change_scale,
                                          config.batch_size, shuffle=False),
         epochs=config.max_epochs,
