@@ -3,8 +3,8 @@
 Needs a home where `pm25 run` has run on a folder of station files (its features are reused). For each
 candidate it trains the network model alone (the station models and baselines do not depend on it), with
 what every station shares, which of a station's own inputs it reads, its look-back, a training setting or a
-regulariser (Gaussian noise on the inputs, weight decay) changed, without the station one-hot, or with 24-hour
-changes of some inputs added, and scores it on the validation span: RMSE pooled over the stations as a share of
+regulariser (Gaussian noise on the inputs, weight decay) changed, without the station one-hot, with 24-hour
+changes of some inputs added, or with the training batches reshuffled every epoch, and scores it on the validation span: RMSE pooled over the stations as a share of
 persistence's at 1, 6 and 24 h. The seed is PM25_SEED's (42 by default); each seed keeps its own trained
 candidates. Writes reports/sweep/network_sweep.json and .md. The test span is never read.
 """
@@ -82,9 +82,11 @@ CANDIDATES = {
     "weather changes shared, weight averaging 0.998": {"shared": WEATHER_CHANGES, "settings": {"weight_averaging": 0.998}},
     "weather changes shared, 2 LSTM layers": {"shared": WEATHER_CHANGES, "settings": {"lstm_layers": 2}},
     "weather changes shared, batches of 128": {"shared": WEATHER_CHANGES, "settings": {"batch_size": 128}},
+    "weather changes shared, reshuffled every epoch": {"shared": WEATHER_CHANGES, "reshuffle": True},
 }
 BUILD_MODEL = tasks.train.build_model
 STATION_INPUTS = tasks.network.station_inputs
+TRAINING_BATCHES = tasks.train.training_batches
 
 
 def network_inputs(home: Path) -> tuple[dict[str, Path], dict[str, Path], Path]:
@@ -118,6 +120,21 @@ def regularised_build(input_noise: float, weight_decay: float):
         return wrapped, forecasting
 
     return build
+
+
+def reshuffled_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, shuffle: bool):
+    """`training_batches` that draws a new permutation at every pass, so each epoch sees other batches (the
+    project's, like Keras's pipeline for arrays with a seed set, draws the same one every epoch)."""
+    import tensorflow as tf
+
+    if not shuffle:
+        return TRAINING_BATCHES(inputs, targets, batch_size, shuffle)
+    samples = len(inputs)
+    arrays = (tf.constant(inputs), tf.constant(targets))
+    indices = tf.data.Dataset.range(samples).shuffle(samples, reshuffle_each_iteration=True).batch(batch_size)
+    dataset = tf.data.Dataset.zip((indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
+        lambda batch, data: (tf.gather(data[0], batch, axis=0), tf.gather(data[1], batch, axis=0)))
+    return dataset.apply(tf.data.experimental.assert_cardinality(-(-samples // batch_size)))
 
 
 def without_station_one_hot(features, spec, feature_columns):
@@ -170,6 +187,7 @@ def run_candidate(name: str, home: Path, work: Path) -> dict:
     regularised = candidate.get("input_noise") or candidate.get("weight_decay")
     tasks.train.build_model = (regularised_build(candidate.get("input_noise", 0.0), candidate.get("weight_decay", 0.0))
                                if regularised else BUILD_MODEL)
+    tasks.train.training_batches = reshuffled_batches if candidate.get("reshuffle") else TRAINING_BATCHES
     if candidate.get("changes_24h"):
         feature_paths, plan_path = with_day_changes(feature_paths, plan_path, candidate["changes_24h"], work)
     if candidate.get("drop") or candidate.get("lookback"):
