@@ -4,8 +4,8 @@ Needs a home where `pm25 run` has run on a folder of station files (its features
 candidate it trains the network model alone (the station models and baselines do not depend on it), with
 what every station shares, which of a station's own inputs it reads, its look-back, a training setting or a
 regulariser (Gaussian noise on the inputs, weight decay) changed, without the station one-hot, with 24-hour
-changes of some inputs added, or with the training batches reshuffled every epoch, and scores it on the validation span: RMSE pooled over the stations as a share of
-persistence's at 1, 6 and 24 h. The seed is PM25_SEED's (42 by default); each seed keeps its own trained
+changes of some inputs added, or with the training batches reshuffled every epoch, and scores it on the
+validation span: RMSE pooled over the stations as a share of persistence's at 1, 6 and 24 h. The seed is PM25_SEED's (42 by default); each seed keeps its own trained
 candidates. Writes reports/sweep/network_sweep.json and .md. The test span is never read.
 """
 
