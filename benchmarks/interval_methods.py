@@ -28,13 +28,20 @@ from tasks.intervals import INTERVAL_COVERAGE, coverage_by_size, fit_intervals, 
 BINS = (1, 5, 10, 20)
 
 
-def validation_forecasts(model_dir: Path) -> pd.DataFrame:
-    """The network LSTM's validation forecasts of every station, one evaluation folder per station."""
+def kept_predictions(model_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Every station's forecasts that `pm25 run` kept as evaluation/*/`name`.parquet, one evaluation folder per
+    station."""
     frames = {}
-    for path in sorted(model_dir.glob("evaluation/*/validation_predictions.parquet")):
-        frame = pd.read_parquet(path, columns=["station", "origin", "horizon", "observed", "scored", "lstm"])
+    for path in sorted(model_dir.glob(f"evaluation/*/{name}.parquet")):
+        frame = pd.read_parquet(path, columns=columns)
         frames.setdefault(frame["station"].iloc[0], frame)
     return pd.concat(frames.values(), ignore_index=True)
+
+
+def validation_forecasts(model_dir: Path) -> pd.DataFrame:
+    """The network LSTM's validation forecasts of every station."""
+    return kept_predictions(model_dir, "validation_predictions",
+                            ["station", "origin", "horizon", "observed", "scored", "lstm"])
 
 
 def cross_fitted(cells: pd.DataFrame, bins: int) -> pd.DataFrame:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 import tasks.train  # noqa: E402
 from benchmarks.benchmark import write_outputs  # noqa: E402
+from benchmarks.interval_methods import kept_predictions  # noqa: E402
 from benchmarks.network_sweep import HORIZONS, network_inputs, validation_ratios  # noqa: E402
 from tasks import storage  # noqa: E402
 from tasks.registry import champion  # noqa: E402
@@ -102,15 +103,6 @@ def ratios_by_training_days(home: Path, work: Path) -> list[dict]:
     return rows
 
 
-def kept_forecasts(model_dir: Path, name: str) -> pd.DataFrame:
-    """Every station's scored cells of one kept predictions file."""
-    frames = {}
-    for path in sorted(model_dir.glob(f"evaluation/*/{name}.parquet")):
-        frame = pd.read_parquet(path)
-        frames.setdefault(frame["station"].iloc[0], frame[frame["scored"]])
-    return pd.concat(frames.values(), ignore_index=True)
-
-
 def blend_ratios(validation: pd.DataFrame, test: pd.DataFrame, horizon: int, others: tuple[str, ...]) -> dict:
     """`lstm` plus the least-squares mix of (other − lstm) fitted on validation, as shares of persistence's RMSE."""
     fit, scored = (frame[frame["horizon"] == horizon] for frame in (validation, test))
@@ -127,7 +119,8 @@ def blend_ratios(validation: pd.DataFrame, test: pd.DataFrame, horizon: int, oth
 
 def blends(home: Path) -> dict:
     model_dir = home / "models" / champion(home / "models").model_dir
-    validation, test = kept_forecasts(model_dir, "validation_predictions"), kept_forecasts(model_dir, "predictions")
+    validation, test = (kept[kept["scored"]] for kept in (kept_predictions(model_dir, "validation_predictions"),
+                                                           kept_predictions(model_dir, "predictions")))
     return {" + ".join(("lstm", *others)): {f"h{h}": blend_ratios(validation, test, h, others) for h in HORIZONS}
             for others in ((), *BLENDS)}
 

@@ -5,8 +5,8 @@ candidate it trains the network model alone (the station models and baselines do
 what every station shares, which of a station's own inputs it reads, its look-back, a training setting or a
 regulariser (Gaussian noise on the inputs, weight decay) changed, without the station one-hot, with 24-hour
 changes of some inputs added, or with the training batches reshuffled every epoch, and scores it on the
-validation span: RMSE pooled over the stations as a share of persistence's at 1, 6 and 24 h. The seed is PM25_SEED's (42 by default); each seed keeps its own trained
-candidates. Writes reports/sweep/network_sweep.json and .md. The test span is never read.
+validation span: RMSE pooled over the stations as a share of persistence's at 1, 6 and 24 h. The seed is
+PM25_SEED's (42 by default); each seed keeps its own trained candidates. Writes reports/sweep/network_sweep.json and .md. The test span is never read.
 """
 
 from __future__ import annotations
@@ -130,11 +130,8 @@ def reshuffled_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int,
     if not shuffle:
         return TRAINING_BATCHES(inputs, targets, batch_size, shuffle)
     samples = len(inputs)
-    arrays = (tf.constant(inputs), tf.constant(targets))
     indices = tf.data.Dataset.range(samples).shuffle(samples, reshuffle_each_iteration=True).batch(batch_size)
-    dataset = tf.data.Dataset.zip((indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
-        lambda batch, data: (tf.gather(data[0], batch, axis=0), tf.gather(data[1], batch, axis=0)))
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-samples // batch_size)))
+    return tasks.train.gathered_batches(indices, inputs, targets, -(-samples // batch_size))
 
 
 def without_station_one_hot(features, spec, feature_columns):

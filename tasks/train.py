@@ -244,13 +244,21 @@ def training_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, s
                                                                                 [samples - in_full])))
         return batches
 
+    return gathered_batches(tf.data.Dataset.range(1).map(permutation).flat_map(batches_of), inputs, targets,
+                            -(-samples // batch_size))
+
+
+def gathered_batches(batch_indices, inputs: np.ndarray, targets: np.ndarray, batches: int):
+    """The rows of `inputs` and `targets` that each element of `batch_indices` (a dataset of index vectors, `batches`
+    of them a pass) names, gathered in the thread that asks for them (see `training_batches`)."""
+    import tensorflow as tf
+
     arrays = (tf.constant(inputs), tf.constant(targets))
-    indices = tf.data.Dataset.range(1).map(permutation).flat_map(batches_of)
-    dataset = tf.data.Dataset.zip((indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
+    dataset = tf.data.Dataset.zip((batch_indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
         lambda batch, data: (tf.gather(data[0], batch, axis=0), tf.gather(data[1], batch, axis=0)))
-    # flat_map hides the number of batches; told it, Keras ends each pass on the count instead of running out of
+    # A flat_map hides the number of batches; told it, Keras ends each pass on the count instead of running out of
     # data, which it warns about as if the dataset were too short.
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-samples // batch_size)))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
     options.autotune.enabled = False
     options.threading.private_threadpool_size = 1
