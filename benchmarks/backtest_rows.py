@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks import storage
+from tasks.core import storage
 
 REPORTED = (1, 3, 6, 12, 24)
 YEAR = ["--start", "2014-01-01", "--end", "2014-12-31"]

@@ -44,7 +44,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.backtest_rows import ROWS, backtest_markdown, backtest_rows  # noqa: E402
 from tasks import storage  # noqa: E402
-from tasks.settings import MIN_TRAIN_DAYS, TEST_DAYS, VALIDATION_DAYS, Settings  # noqa: E402
+from tasks.core.settings import MIN_TRAIN_DAYS, TEST_DAYS, VALIDATION_DAYS, Settings  # noqa: E402
 
 OUTPUT_DIR = PROJECT_ROOT / "reports" / "bench"
 HOURS = 24
@@ -111,7 +111,7 @@ def scored_rmse(observed: np.ndarray, forecast: np.ndarray, origin_observed: np.
 
 
 def step(name: str, raw_path: Path, features_path: Path, seed: int) -> dict:
-    from tasks.train import configure_tensorflow, masked_mse
+    from tasks.model.train import configure_tensorflow, masked_mse
 
     if name == "seed":
         import keras
@@ -151,7 +151,7 @@ def step(name: str, raw_path: Path, features_path: Path, seed: int) -> dict:
         columns = columns or params["feature_columns"]
         values = features[columns].to_numpy("float32")
         target_z = features["target_z"].to_numpy("float32")
-        from tasks.windows import window_inputs
+        from tasks.model.windows import window_inputs
 
         inputs, origins = window_inputs(values, LOOKBACK), np.arange(LOOKBACK - 1, n)
         inputs, origins = inputs[:-1], origins[:-1]
@@ -180,7 +180,7 @@ def step(name: str, raw_path: Path, features_path: Path, seed: int) -> dict:
 
 
 def window_speed(features_path: Path) -> dict:
-    from tasks.windows import window_inputs
+    from tasks.model.windows import window_inputs
 
     table = pd.read_parquet(features_path)
     params = storage.read_json(features_path.parent / "preprocessing.json")

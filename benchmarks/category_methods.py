@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/category_methods.py --model-dir PM25_HOME/models/<key>   # a model `pm25 run` scored
 
 With the network LSTM's validation forecasts that `pm25 run` kept (`interval_methods.validation_forecasts`),
-per station: the category of the plain 24-hour mean forecast, against quantile maps (`tasks.categories`) fitted on
+per station: the category of the plain 24-hour mean forecast, against quantile maps (`tasks.scoring.categories`) fitted on
 the validation span's odd months and checked on its even months, and the other way round. A map is fitted on the
 origins of every hour, or only on those within 0 or 2 hours of the hour checked. Two other ways to read the
 category, fitted on the same origins of every hour, are beside them: the observed category most frequent for each
@@ -27,8 +27,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.interval_methods import validation_forecasts  # noqa: E402
 from tasks import storage  # noqa: E402
-from tasks.categories import DAY_HOURS, day_means, map_of_means  # noqa: E402
-from tasks.verify import category  # noqa: E402
+from tasks.core.air_quality import category  # noqa: E402
+from tasks.core.hours import HOURS_PER_DAY  # noqa: E402
+from tasks.scoring.categories import day_means, map_of_means  # noqa: E402
 
 FIT_HOURS = {"every origin hour": None, "the forecast hour ± 2": 2, "the forecast hour only": 0}
 LEVEL_BINS = 10
@@ -58,7 +59,7 @@ OTHER_WAYS = {"the most frequent observed category of the plain mean's": most_fr
 def station_days(frame: pd.DataFrame) -> pd.DataFrame:
     """One station's validation origins: the hour, the 24-hour mean forecast, the observed mean (NaN where fewer
     than 20 hours were observed) and the reading at the origin."""
-    frame = frame[frame["horizon"] <= DAY_HOURS]
+    frame = frame[frame["horizon"] <= HOURS_PER_DAY]
     observed = frame.pivot(index="origin", columns="horizon", values="observed")
     forecast = frame.pivot(index="origin", columns="horizon", values="lstm")
     forecast_mean, observed_mean = day_means(observed.to_numpy(), forecast.to_numpy())

@@ -42,8 +42,8 @@ def train_once(home: Path, deterministic: bool) -> dict:
     """Train the default model on the home's features into a fresh folder; in this process."""
     import tensorflow as tf
 
-    from tasks.settings import Settings
-    from tasks.train import TrainingConfig, train_model
+    from tasks.core.settings import Settings
+    from tasks.model.train import TrainingConfig, train_model
 
     station, features, plan = station_features(home)
     with mock.patch.object(tf.config.experimental, "enable_op_determinism",

@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/interval_methods.py --model-dir PM25_HOME/models/<key>   # a model `pm25 run` scored
 
-For 1 bin (one offset per lead hour) and more bins (`tasks.intervals`), fit on the validation span's odd months and
+For 1 bin (one offset per lead hour) and more bins (`tasks.scoring.intervals`), fit on the validation span's odd months and
 check on its even months, and the other way round, per station and lead hour, with the network LSTM's validation
 forecasts that `pm25 run` kept (evaluation/*/validation_predictions.parquet). Reports the coverage pooled and in
-each fifth of the forecasts by size, the mean width, and the mean interval score (`tasks.intervals.interval_score`:
+each fifth of the forecasts by size, the mean width, and the mean interval score (`tasks.scoring.intervals.interval_score`:
 width plus 10 times the distance by which the observation falls outside; lower is better). Writes reports/bench/interval_methods.json under the
 model's home.
 """
@@ -23,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from tasks import storage  # noqa: E402
-from tasks.intervals import INTERVAL_COVERAGE, coverage_by_size, fit_intervals, interval_score  # noqa: E402
+from tasks.scoring.intervals import INTERVAL_COVERAGE, coverage_by_size, fit_intervals, interval_score  # noqa: E402
 
 BINS = (1, 5, 10, 20)
 

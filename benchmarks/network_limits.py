@@ -31,14 +31,14 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-import tasks.train  # noqa: E402
+import tasks.model.train  # noqa: E402
 from benchmarks.benchmark import write_outputs  # noqa: E402
 from benchmarks.interval_methods import kept_predictions  # noqa: E402
 from benchmarks.network_sweep import HORIZONS, network_inputs, validation_ratios  # noqa: E402
 from tasks import storage  # noqa: E402
-from tasks.registry import champion  # noqa: E402
-from tasks.settings import Settings  # noqa: E402
-from tasks.train import MODEL_FILE, TrainingConfig, train_model  # noqa: E402
+from tasks.core.settings import Settings  # noqa: E402
+from tasks.model.train import MODEL_FILE, TrainingConfig, train_model  # noqa: E402
+from tasks.operate.registry import champion  # noqa: E402
 
 TRAINING_DAYS = (365, 548, 730)  # and the whole training span; a length within a week of it is left out
 BLENDS = (("gbm",), ("gbm", "climatology"), ("gbm", "climatology", "persistence"))
@@ -50,7 +50,7 @@ def ratios_by_epoch(home: Path, work: Path, epochs: int) -> list[dict]:
 
     snapshots = work / "epochs"
     shutil.rmtree(snapshots, ignore_errors=True)
-    build, stopping = tasks.train.build_model, tasks.train.stopping_callbacks
+    build, stopping = tasks.model.train.build_model, tasks.model.train.stopping_callbacks
     forecasters = []
 
     class KeepEachEpoch(keras.callbacks.Callback):
@@ -70,13 +70,13 @@ def ratios_by_epoch(home: Path, work: Path, epochs: int) -> list[dict]:
 
     feature_paths, params_paths, plan_path = network_inputs(home)
     snapshots.mkdir(parents=True)
-    tasks.train.build_model, tasks.train.stopping_callbacks = keeping_build, without_stopping
+    tasks.model.train.build_model, tasks.model.train.stopping_callbacks = keeping_build, without_stopping
     try:
         model_dir = snapshots / "model"
         trained = train_model(feature_paths, params_paths, plan_path, model_dir,
                               TrainingConfig.from_settings(Settings(max_epochs=epochs)))
     finally:
-        tasks.train.build_model, tasks.train.stopping_callbacks = build, stopping
+        tasks.model.train.build_model, tasks.model.train.stopping_callbacks = build, stopping
     rows = []
     for epoch in range(1, trained.epochs_run + 1):
         shutil.copyfile(snapshots / f"epoch-{epoch}.keras", model_dir / MODEL_FILE)

@@ -23,16 +23,16 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-import tasks.network  # noqa: E402
-import tasks.train  # noqa: E402
+import tasks.model.network_inputs  # noqa: E402
+import tasks.model.train  # noqa: E402
 from benchmarks.benchmark import write_outputs  # noqa: E402
 from tasks import storage  # noqa: E402
-from tasks.evaluate import model_forecasts, observed_targets, persistence  # noqa: E402
-from tasks.network import PREPROCESSING_DIR, NetworkSpec  # noqa: E402
-from tasks.registry import champion  # noqa: E402
-from tasks.settings import Settings  # noqa: E402
-from tasks.train import WINDOWS_FILE, TrainingConfig, train_model  # noqa: E402
-from tasks.windows import WindowPlan, make_window_set  # noqa: E402
+from tasks.core.settings import Settings  # noqa: E402
+from tasks.model.network_inputs import PREPROCESSING_DIR, NetworkSpec  # noqa: E402
+from tasks.model.train import WINDOWS_FILE, TrainingConfig, train_model  # noqa: E402
+from tasks.model.windows import WindowPlan, make_window_set  # noqa: E402
+from tasks.operate.registry import champion  # noqa: E402
+from tasks.scoring.evaluate import model_forecasts, observed_targets, persistence  # noqa: E402
 
 OUTPUT_DIR = PROJECT_ROOT / "reports" / "sweep"
 HORIZONS = (1, 6, 24)
@@ -84,9 +84,9 @@ CANDIDATES = {
     "weather changes shared, batches of 128": {"shared": WEATHER_CHANGES, "settings": {"batch_size": 128}},
     "weather changes shared, reshuffled every epoch": {"shared": WEATHER_CHANGES, "reshuffle": True},
 }
-BUILD_MODEL = tasks.train.build_model
-STATION_INPUTS = tasks.network.station_inputs
-TRAINING_BATCHES = tasks.train.training_batches
+BUILD_MODEL = tasks.model.train.build_model
+STATION_INPUTS = tasks.model.network_inputs.station_inputs
+TRAINING_BATCHES = tasks.model.train.training_batches
 
 
 def network_inputs(home: Path) -> tuple[dict[str, Path], dict[str, Path], Path]:
@@ -116,7 +116,7 @@ def regularised_build(input_noise: float, weight_decay: float):
         wrapped = keras.Model(inputs, training(noisy), name="regularised")
         averaging = {"use_ema": True, "ema_momentum": weight_averaging} if weight_averaging else {}
         wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None, **averaging),
-                        loss=training.loss, steps_per_execution=tasks.train.STEPS_PER_EXECUTION)
+                        loss=training.loss, steps_per_execution=tasks.model.train.STEPS_PER_EXECUTION)
         return wrapped, forecasting
 
     return build
@@ -131,7 +131,7 @@ def reshuffled_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int,
         return TRAINING_BATCHES(inputs, targets, batch_size, shuffle)
     samples = len(inputs)
     indices = tf.data.Dataset.range(samples).shuffle(samples, reshuffle_each_iteration=True).batch(batch_size)
-    return tasks.train.gathered_batches(indices, inputs, targets, -(-samples // batch_size))
+    return tasks.model.train.gathered_batches(indices, inputs, targets, -(-samples // batch_size))
 
 
 def without_station_one_hot(features, spec, feature_columns):
@@ -179,12 +179,12 @@ def run_candidate(name: str, home: Path, work: Path) -> dict:
     candidate = CANDIDATES[name]
     feature_paths, params_paths, plan_path = network_inputs(home)
     # This process trains one candidate at a time, so a candidate may swap what the stages read.
-    tasks.network.SHARED_FEATURES = tuple(candidate["shared"])
-    tasks.network.station_inputs = STATION_INPUTS if candidate.get("station_one_hot", True) else without_station_one_hot
+    tasks.model.network_inputs.SHARED_FEATURES = tuple(candidate["shared"])
+    tasks.model.network_inputs.station_inputs = STATION_INPUTS if candidate.get("station_one_hot", True) else without_station_one_hot
     regularised = candidate.get("input_noise") or candidate.get("weight_decay")
-    tasks.train.build_model = (regularised_build(candidate.get("input_noise", 0.0), candidate.get("weight_decay", 0.0))
+    tasks.model.train.build_model = (regularised_build(candidate.get("input_noise", 0.0), candidate.get("weight_decay", 0.0))
                                if regularised else BUILD_MODEL)
-    tasks.train.training_batches = reshuffled_batches if candidate.get("reshuffle") else TRAINING_BATCHES
+    tasks.model.train.training_batches = reshuffled_batches if candidate.get("reshuffle") else TRAINING_BATCHES
     if candidate.get("changes_24h"):
         feature_paths, plan_path = with_day_changes(feature_paths, plan_path, candidate["changes_24h"], work)
     if candidate.get("drop") or candidate.get("lookback"):

@@ -1,5 +1,5 @@
 """What two Dask workers on this machine can gain: one training alone against two side by side, with Keras's own
-input pipeline for arrays and with the project's (`tasks.train.training_batches`: the same batches, drawn in the
+input pipeline for arrays and with the project's (`tasks.model.train.training_batches`: the same batches, drawn in the
 thread that asks for them).
 
 Each training is the default model on the embassy file's features, a fixed number of epochs (no early stopping),
@@ -42,20 +42,20 @@ def keras_batches(inputs, targets, batch_size: int, shuffle: bool):
 
 def train_once(home: Path, pipeline: str, epochs: int) -> dict:
     """Train in this process, as on a single-threaded Dask worker, and time it."""
-    import tasks.train
+    import tasks.model.train
     from benchmarks.determinism import station_features, weights_digest
-    from tasks.settings import Settings
+    from tasks.core.settings import Settings
 
     station, features, plan = station_features(home)
     model_dir = Path(tempfile.mkdtemp(prefix="pm25-paired-"))
-    batches = keras_batches if pipeline == "keras" else tasks.train.training_batches
-    with mock.patch.object(tasks.train, "task_cores", lambda: 1), mock.patch.object(tasks.train, "training_batches",
+    batches = keras_batches if pipeline == "keras" else tasks.model.train.training_batches
+    with mock.patch.object(tasks.model.train, "task_cores", lambda: 1), mock.patch.object(tasks.model.train, "training_batches",
                                                                                       batches):
         started = resource.getrusage(resource.RUSAGE_SELF)
-        trained = tasks.train.train_model({station: features / "features.parquet"},
+        trained = tasks.model.train.train_model({station: features / "features.parquet"},
                                           {station: features / "preprocessing.json"},
                                           plan, model_dir,
-                                          tasks.train.TrainingConfig.from_settings(Settings(max_epochs=epochs,
+                                          tasks.model.train.TrainingConfig.from_settings(Settings(max_epochs=epochs,
                                                                                             patience=epochs)))
         ended = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ended.ru_utime - started.ru_utime) + (ended.ru_stime - started.ru_stime)

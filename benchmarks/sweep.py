@@ -21,9 +21,9 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from tasks import storage  # noqa: E402
-from tasks.settings import Settings  # noqa: E402
 from benchmarks.benchmark import create_prefect_database, pm25_run, running_server, write_outputs  # noqa: E402
+from tasks import storage  # noqa: E402
+from tasks.core.settings import Settings  # noqa: E402
 
 OUTPUT_DIR = PROJECT_ROOT / "reports" / "sweep"
 RATIO_HORIZONS = (1, 6, 24)

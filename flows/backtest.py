@@ -10,12 +10,12 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, runtime, unmapped
 
 from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
-from tasks.alerts import send_alert
-from tasks.backtest import collect_task, plan_task, promotions_task, retrain_task, segment_task, serving
-from tasks.backtest_report import verify_task
-from tasks.layout import Layout, new_run_id
-from tasks.settings import MIN_TRAIN_DAYS, VALIDATION_DAYS, Settings
-from tasks.train import TrainingConfig
+from tasks.core.home import Layout, new_run_id
+from tasks.core.settings import MIN_TRAIN_DAYS, VALIDATION_DAYS, Settings
+from tasks.model.train import TrainingConfig
+from tasks.operate.alerts import send_alert
+from tasks.operate.backtest import collect_task, plan_task, promotions_task, retrain_task, segment_task, serving
+from tasks.publish.backtest_report import verify_task
 
 
 def _run_name() -> str:

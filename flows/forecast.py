@@ -7,10 +7,10 @@ from typing import Any
 from prefect import flow, runtime
 
 from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
-from tasks.alerts import send_alert
-from tasks.forecast import forecast_task
-from tasks.layout import Layout
-from tasks.settings import Settings
+from tasks.core.home import Layout
+from tasks.core.settings import Settings
+from tasks.operate.alerts import send_alert
+from tasks.publish.forecast import forecast_task
 
 
 def _run_name() -> str:

@@ -9,18 +9,24 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, runtime, unmapped
 
 from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
-from tasks.alerts import send_alert
-from tasks.evaluate import evaluate_task, score_network_task
-from tasks.forecast import forecast_task
-from tasks.layout import Layout, new_run_id
-from tasks.preprocess import preprocess_task
-from tasks.promote import register_task
-from tasks.report import PLOTS_DIR, report_task
-from tasks.settings import BACKTEST_SETTINGS, MIN_TRAIN_DAYS, OPERATOR_SETTINGS, TEST_DAYS, VALIDATION_DAYS, Settings
-from tasks.train import NETWORK_MODEL, TRAINING_LOG, TrainingConfig, model_plan, station_model, train_task
-from tasks.windows import windows_task
-
-HOURS_PER_DAY = 24
+from tasks.core.home import Layout, new_run_id
+from tasks.core.hours import HOURS_PER_DAY
+from tasks.core.settings import (
+    BACKTEST_SETTINGS,
+    MIN_TRAIN_DAYS,
+    OPERATOR_SETTINGS,
+    TEST_DAYS,
+    VALIDATION_DAYS,
+    Settings,
+)
+from tasks.model.features import preprocess_task
+from tasks.model.train import NETWORK_MODEL, TRAINING_LOG, TrainingConfig, model_plan, station_model, train_task
+from tasks.model.windows import windows_task
+from tasks.operate.alerts import send_alert
+from tasks.operate.promote import register_task
+from tasks.publish.forecast import forecast_task
+from tasks.publish.run_report import PLOTS_DIR, report_task
+from tasks.scoring.evaluate import evaluate_task, score_network_task
 
 
 def _run_name() -> str:

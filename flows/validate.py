@@ -6,13 +6,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from tasks.dataset import ValidatedDataset, dataset_task
-from tasks.ingest import fetch_with_retries, flatten, ingest_task, resolve_sources_task
-from tasks.layout import Layout
-from tasks.quarantine import megabytes
-from tasks.runners import task_runner_for
-from tasks.settings import Settings
-from tasks.validate import validate_task
+from flows.runners import task_runner_for
+from tasks.core.home import Layout
+from tasks.core.settings import Settings
+from tasks.data.dataset import ValidatedDataset, dataset_task
+from tasks.data.ingest import ingest_task
+from tasks.data.quarantine import megabytes
+from tasks.data.sources import fetch_with_retries, flatten, resolve_sources_task
+from tasks.data.validate import validate_task
 
 # The PM25_* variables of the process that imports the flows give their parameters' defaults, so a
 # deployment's parameter form shows them and a worker's environment can change them.

@@ -18,16 +18,16 @@ from typing import Any
 from prefect import Flow
 from pydantic import ValidationError
 
+from flows.runners import task_runner_for
 from pm25.serve import DEFAULT_PORT, LOOPBACK, LocalPrefect
 from pm25.serve import serve as serve_locally
 from pm25.summaries import backtest_summary, forecast_summary, run_summary, validate_summary
-from tasks import storage
-from tasks.errors import EXPECTED_ERRORS, hide_expected_tracebacks
-from tasks.layout import Layout
-from tasks.progress import show_progress
-from tasks.registry import read_registry
-from tasks.runners import task_runner_for
-from tasks.settings import OPERATOR_SETTINGS, Settings
+from tasks.core import storage
+from tasks.core.errors import EXPECTED_ERRORS, hide_expected_tracebacks
+from tasks.core.home import Layout
+from tasks.core.progress import show_progress
+from tasks.core.settings import OPERATOR_SETTINGS, Settings
+from tasks.operate.registry import read_registry
 
 NIGHTLY = "train-pm25/nightly"
 

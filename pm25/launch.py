@@ -59,7 +59,7 @@ def temporary_server_for(argv: Sequence[str]) -> TemporaryServer | None:
         return None
     from pydantic import ValidationError
 
-    from tasks.settings import Settings
+    from tasks.core.settings import Settings
 
     try:
         idle_seconds = Settings().server_idle_seconds

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pm25.temporary_server import wait_for_health
-from tasks.settings import PROJECT_ROOT
+from tasks.core.settings import PROJECT_ROOT
 
 WORK_POOL = "pm25-process"
 PREFECT_FILE = PROJECT_ROOT / "deployments" / "prefect.yaml"

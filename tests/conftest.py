@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pm25.temporary_server import free_loopback_port  # noqa: E402
-from tasks.settings import PROJECT_ROOT  # noqa: E402
+from tasks.core.settings import PROJECT_ROOT  # noqa: E402
 
 REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "PRSA_data_2010.1.1-2014.12.31.csv"
 DASK = Path(sys.executable).with_name("dask")
@@ -121,9 +121,9 @@ def csv_bytes(frame: pd.DataFrame, line_end: str = "\r\n") -> bytes:
 
 def canonical_frame(frame: pd.DataFrame, station: str = "US_Embassy") -> pd.DataFrame:
     """A table in the UCI embassy layout, parsed and mapped onto the canonical columns."""
-    from tasks.dataset import to_canonical
-    from tasks.ingest import EXPECTATIONS_DIR, parse_csv
-    from tasks.layouts import known_layouts
+    from tasks.data.dataset import to_canonical
+    from tasks.data.file_layouts import known_layouts
+    from tasks.data.ingest import EXPECTATIONS_DIR, parse_csv
 
     embassy = next(layout for layout in known_layouts(EXPECTATIONS_DIR) if layout.name == "uci_embassy")
     return to_canonical(parse_csv(csv_bytes(frame), "tiny.csv"), embassy, station)

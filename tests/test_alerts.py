@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from flows.train import train_pm25
-from tasks.errors import SourceError
+from tasks.core.errors import SourceError
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.backtest import FORECAST_COLUMNS
-from tasks.backtest_report import TABLE_LEADS
-from tasks.categories import read_day_maps
+from tasks.core.calibration import read_day_maps
+from tasks.operate.backtest import FORECAST_COLUMNS
+from tasks.publish.backtest_report import TABLE_LEADS
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 ZONE = "Asia/Shanghai"

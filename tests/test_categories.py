@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tasks.categories import DayMeanMap, day_means, fit_day_map, maps_key, read_day_maps, write_day_maps
+from tasks.core.calibration import DayMeanMap, maps_key, read_day_maps, write_day_maps
+from tasks.scoring.categories import day_means, fit_day_map
 
 
 def test_day_means_need_twenty_observed_hours_and_a_full_day():

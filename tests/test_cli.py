@@ -2,11 +2,11 @@ import inspect
 
 import pytest
 
-from pm25.cli import build_parser, main
-from pm25.summaries import backtest_summary, forecast_summary, run_summary
 from flows.backtest import backtest_pm25
 from flows.train import train_pm25
-from tasks.settings import BACKTEST_SETTINGS, OPERATOR_SETTINGS, Settings
+from pm25.cli import build_parser, main
+from pm25.summaries import backtest_summary, forecast_summary, run_summary
+from tasks.core.settings import BACKTEST_SETTINGS, OPERATOR_SETTINGS, Settings
 
 
 def test_every_run_setting_is_a_flow_parameter_with_its_default_and_a_run_flag():

@@ -7,11 +7,12 @@ import zipfile
 
 import pytest
 
-from tasks.dataset import Dataset, build_dataset, read_network
-from tasks.errors import DataError, SourceError
-from tasks.ingest import EXPECTATIONS_DIR, fetch_source, flatten, ingest_source, resolve_sources
-from tasks.preprocess import station_grid
-from tasks.validate import validate_with_cache
+from tasks.core.errors import DataError, SourceError
+from tasks.data.dataset import Dataset, build_dataset, read_network
+from tasks.data.ingest import EXPECTATIONS_DIR, ingest_source
+from tasks.data.sources import fetch_source, flatten, resolve_sources
+from tasks.data.validate import validate_with_cache
+from tasks.model.features import station_grid
 from tests.conftest import csv_bytes, multisite_frame
 
 DAYS = 24

@@ -2,9 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import (
-    climatology, fit_climatology, metrics_from_predictions, persistence,
-    score, scored_cells, seasonal_naive,
+from tasks.scoring.evaluate import (
+    climatology,
+    fit_climatology,
+    metrics_from_predictions,
+    persistence,
+    score,
+    scored_cells,
+    seasonal_naive,
 )
 
 

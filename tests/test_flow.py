@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from flows.train import train_pm25
-from tasks.errors import DataError
-from tasks.evaluate import BASELINES, REPORTED_HORIZONS
-from tasks.report import render_plots
+from tasks.core.errors import DataError
+from tasks.core.hours import REPORTED_HORIZONS
+from tasks.publish.run_report import render_plots
+from tasks.scoring.evaluate import BASELINES
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

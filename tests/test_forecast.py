@@ -7,13 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pm25.cli import main
 from flows.forecast import forecast_pm25
-from tasks.categories import DayMeanMap
-from tasks.errors import RegistryError
-from tasks.forecast import LABEL_SIDES, champion_intervals, day_categories, label_sides, plot_forecast_map
-from tasks.intervals import IntervalTable, write_intervals
-from tasks.registry import ModelVersion, champion
+from pm25.cli import main
+from tasks.core.calibration import DayMeanMap, IntervalTable, write_intervals
+from tasks.core.errors import RegistryError
+from tasks.operate.registry import ModelVersion, champion
+from tasks.publish.forecast import LABEL_SIDES, champion_intervals, day_categories, label_sides, plot_forecast_map
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from tasks.gbm import fit_predict_gbm, lagged_features
-from tasks.windows import WindowSet
+from tasks.model.gbm import fit_predict_gbm, lagged_features
+from tasks.model.windows import WindowSet
 
 
 def generated_windows(n: int, seed: int, horizon: int = 3) -> WindowSet:

@@ -3,9 +3,10 @@ import logging
 import pandas as pd
 import pytest
 
-from tasks.errors import DataError, SourceError
-from tasks.ingest import fetch_source, ingest_source, parse_csv, read_source_bytes
-from tasks.settings import PROJECT_ROOT, UCI_SOURCE_NAME
+from tasks.core.errors import DataError, SourceError
+from tasks.core.settings import PROJECT_ROOT, UCI_SOURCE_NAME
+from tasks.data.ingest import ingest_source, parse_csv
+from tasks.data.sources import fetch_source, read_source_bytes
 from tests.conftest import csv_bytes, uci_frame
 
 EXPECTATIONS = PROJECT_ROOT / "expectations"

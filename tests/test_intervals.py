@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import coverage_from_predictions
-from tasks.intervals import IntervalTable, fit_intervals, level_bin, read_intervals, write_intervals
+from tasks.core.calibration import IntervalTable, level_bin, read_intervals, write_intervals
+from tasks.scoring.evaluate import coverage_from_predictions
+from tasks.scoring.intervals import fit_intervals
 
 
 def test_intervals_cover_the_calibrated_share_of_similar_outcomes_at_each_horizon():

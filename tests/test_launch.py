@@ -14,7 +14,7 @@ from prefect.settings import get_current_settings
 
 from pm25.launch import may_need_temporary_server, send_queued_logs_and_events, without_heartbeats
 from pm25.temporary_server import Registry, answers, settings_key
-from tasks.settings import PROJECT_ROOT
+from tasks.core.settings import PROJECT_ROOT
 
 ADOPT = ("import sys; sys.path.insert(0, sys.argv[1]); from pm25.temporary_server import TemporaryServer; "
          "server = TemporaryServer(0); print('adopted' if server.adopt() else 'left alone'); "

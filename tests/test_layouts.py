@@ -2,10 +2,10 @@
 
 import pytest
 
-from tasks.dataset import to_canonical
-from tasks.errors import DataError
-from tasks.ingest import EXPECTATIONS_DIR, parse_csv
-from tasks.layouts import known_layouts, recognise_layout
+from tasks.core.errors import DataError
+from tasks.data.dataset import to_canonical
+from tasks.data.file_layouts import known_layouts, recognise_layout
+from tasks.data.ingest import EXPECTATIONS_DIR, parse_csv
 from tests.conftest import MULTISITE_COLUMNS, UCI_COLUMNS, csv_bytes, multisite_frame, uci_frame
 
 

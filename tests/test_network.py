@@ -4,8 +4,8 @@ network model of one station is that station's model), several read every statio
 import numpy as np
 import pandas as pd
 
-from tasks.network import NetworkSpec, input_names, station_inputs, station_window_set
-from tasks.windows import plan_windows
+from tasks.model.network_inputs import NetworkSpec, input_names, station_inputs, station_window_set
+from tasks.model.windows import plan_windows
 
 COLUMNS = ["temp", "pm25_z"]
 

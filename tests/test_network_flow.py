@@ -6,12 +6,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pm25.cli import main
 from flows.forecast import forecast_pm25
-from tasks.categories import read_day_maps
-from tasks.evaluate import MODELS, REPORTED_HORIZONS
-from tasks.intervals import read_intervals
-from tasks.verify import CATEGORY_NAMES
+from pm25.cli import main
+from tasks.core.air_quality import CATEGORY_NAMES
+from tasks.core.calibration import read_day_maps, read_intervals
+from tasks.core.hours import REPORTED_HORIZONS
+from tasks.scoring.evaluate import MODELS
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 NINE = ["Aotizhongxin", "Changping", "Dingling", "Dongsi", "Guanyuan", "Gucheng", "Huairou", "Nongzhanguan", "Shunyi"]

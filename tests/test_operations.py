@@ -24,7 +24,7 @@ from servers import postgres_database, required_or_skip
 
 from pm25.cli import main
 from pm25.temporary_server import free_loopback_port
-from tasks.settings import PROJECT_ROOT, Settings
+from tasks.core.settings import PROJECT_ROOT, Settings
 
 SERVE_TIMEOUT_SECONDS = 240
 SCREENSHOTS = PROJECT_ROOT / "reports" / "ui"

@@ -7,13 +7,19 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from tasks.errors import DataError
-from tasks.origins import (
-    BacktestPlan, check_within_data, default_dates, forecast_origins, parse_clock_hour, parse_period, plan_backtest,
+from tasks.core.errors import DataError
+from tasks.core.settings import Settings
+from tasks.model.features import preprocess_before
+from tasks.operate.origins import (
+    BacktestPlan,
+    check_within_data,
+    default_dates,
+    forecast_origins,
+    parse_clock_hour,
+    parse_period,
+    plan_backtest,
     retrain_origins,
 )
-from tasks.preprocess import preprocess_before
-from tasks.settings import Settings
 from tests.test_dataset import build, station_file
 
 ZONE = "Asia/Shanghai"

@@ -2,9 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import DataError
-from tasks.preprocess import (
-    PM25_INPUT, build_features, fill_gaps, fit_preprocessing, split_bounds, target_forward, target_inverse,
+from tasks.core.errors import DataError
+from tasks.model.features import (
+    PM25_INPUT,
+    build_features,
+    fill_gaps,
+    fit_preprocessing,
+    split_bounds,
+    target_forward,
+    target_inverse,
     to_hourly_grid,
 )
 from tests.conftest import EMBASSY_INPUTS, EMBASSY_WINDS, canonical_frame, uci_frame

@@ -3,7 +3,7 @@
 import io
 import logging
 
-from tasks.progress import PROGRESS, show_progress
+from tasks.core.progress import PROGRESS, show_progress
 
 
 class Terminal(io.StringIO):
@@ -15,7 +15,7 @@ def test_progress_records_become_bar_lines_on_a_terminal_and_other_records_do_no
     stream = Terminal()
     handler = show_progress(stream)
     try:
-        logger = logging.getLogger("tasks.train")
+        logger = logging.getLogger("tasks.model.train")
         logger.setLevel(logging.INFO)
         logger.info("epoch %d", 6, extra={PROGRESS: ("training network (epochs, at most)", 6, 24)})
         logger.info("a plain log line")
@@ -27,5 +27,5 @@ def test_progress_records_become_bar_lines_on_a_terminal_and_other_records_do_no
 def test_nothing_is_shown_when_the_output_is_not_a_terminal():
     stream = io.StringIO()
     assert show_progress(stream) is None
-    logging.getLogger("tasks.backtest").info("retrain", extra={PROGRESS: ("backtest retrain origins", 1, 14)})
+    logging.getLogger("tasks.operate.backtest").info("retrain", extra={PROGRESS: ("backtest retrain origins", 1, 14)})
     assert stream.getvalue() == ""

@@ -4,8 +4,8 @@ kept under its size bound."""
 import json
 import os
 
-from tasks.errors import DataError
-from tasks.quarantine import REFUSAL_FILE, quarantine, refused, stored_file
+from tasks.core.errors import DataError
+from tasks.data.quarantine import REFUSAL_FILE, quarantine, refused, stored_file
 
 
 def store(tmp_path, name: str, content: bytes):

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from pm25.cli import main
-from tasks.errors import RegistryError
-from tasks.promote import register_and_promote
-from tasks.registry import REGISTRY_FILE, champion, read_registry
-from tasks.settings import TEST_DAYS
-from tasks.train import MODEL_FILE, load_model
+from tasks.core.errors import RegistryError
+from tasks.core.settings import TEST_DAYS
+from tasks.model.train import MODEL_FILE, load_model
+from tasks.operate.promote import register_and_promote
+from tasks.operate.registry import REGISTRY_FILE, champion, read_registry
 
 
 def derived_model(trained_dir: Path, models_dir: Path, name: str, change_bias: float | None) -> Path:

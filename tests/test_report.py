@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.report import REPORT_FILE, prune_run_reports, publish_latest
+from tasks.publish.run_report import REPORT_FILE, prune_run_reports, publish_latest
 
 
 def make_runs(runs_dir: Path, complete: list[str], unfinished: list[str] = ()) -> None:

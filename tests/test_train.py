@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from tasks.train import (build_model, horizon_weights, keras_seed_stream, load_model, masked_mse, stopping_callbacks,
-                         training_batches)
+from tasks.model.train import (
+    build_model,
+    horizon_weights,
+    keras_seed_stream,
+    load_model,
+    masked_mse,
+    stopping_callbacks,
+    training_batches,
+)
 
 
 def test_masked_loss_ignores_missing_targets():

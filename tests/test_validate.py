@@ -4,12 +4,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.errors import DataError
-from tasks.ingest import fetch_source, ingest_source
-from tasks.settings import PROJECT_ROOT
-from tasks.dataset import to_canonical
-from tasks.layouts import known_layouts
-from tasks.validate import SUITE_FILE, validate_network, validate_table, validate_with_cache
+from tasks.core.errors import DataError
+from tasks.core.settings import PROJECT_ROOT
+from tasks.data.dataset import to_canonical
+from tasks.data.file_layouts import known_layouts
+from tasks.data.ingest import ingest_source
+from tasks.data.sources import fetch_source
+from tasks.data.validate import SUITE_FILE, validate_network, validate_table, validate_with_cache
 
 EXPECTATIONS = PROJECT_ROOT / "expectations"
 

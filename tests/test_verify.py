@@ -4,8 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.verify import (
-    category, category_scores, contingency, interval_reliability, lead_scores, next_day_means, persistence_lead_scores,
+from tasks.core.air_quality import category
+from tasks.scoring.verify import (
+    category_scores,
+    contingency,
+    interval_reliability,
+    lead_scores,
+    next_day_means,
+    persistence_lead_scores,
 )
 
 ZONE = "Asia/Shanghai"

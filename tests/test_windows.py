@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import DataError
-from tasks.windows import future_targets, make_window_set, plan_windows, window_inputs
+from tasks.core.errors import DataError
+from tasks.model.windows import future_targets, make_window_set, plan_windows, window_inputs
 
 
 def test_window_inputs_match_a_brute_force_loop_and_share_memory():

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from pm25.cli import main
-from tasks.ingest import parse_csv
+from tasks.data.ingest import parse_csv
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

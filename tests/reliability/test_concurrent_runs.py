@@ -18,8 +18,8 @@ from servers import postgres_database
 
 from pm25.serve import LocalPrefect
 from pm25.temporary_server import free_loopback_port
-from tasks import storage
-from tasks.settings import PROJECT_ROOT
+from tasks.core import storage
+from tasks.core.settings import PROJECT_ROOT
 
 RUNS = 4
 RUN_FILES = ("metrics.json", "predictions.parquet", "forecast.png", "error_by_horizon.png", "loss.png", "report.md")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from pm25.cli import main
-from tasks.settings import PROJECT_ROOT
+from tasks.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from flows.train import train_pm25
 from pm25.cli import main
 from pm25.serve import LOOPBACK, LocalPrefect
 from pm25.temporary_server import free_loopback_port
-from flows.train import train_pm25
-from tasks.errors import SourceError
-from tasks.settings import PROJECT_ROOT
-from tasks.train import load_model
+from tasks.core.errors import SourceError
+from tasks.core.settings import PROJECT_ROOT
+from tasks.model.train import load_model
 
 AUTH = "operator:not-a-real-password-41"
 

@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pm25.cli import main
 from flows.validate import validate_pm25
-from tasks.errors import SourceError
-from tasks.settings import UCI_SOURCE_NAME
+from pm25.cli import main
+from tasks.core.errors import SourceError
+from tasks.core.settings import UCI_SOURCE_NAME
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

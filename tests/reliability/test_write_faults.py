@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import storage
-from tasks.settings import PROJECT_ROOT
+from tasks.core import storage
+from tasks.core.settings import PROJECT_ROOT
 
 LIMIT_BYTES = 64 * 1024
 

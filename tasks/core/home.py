@@ -1,0 +1,101 @@
+"""Where a run reads and writes under PM25_HOME, with content-derived names so unchanged inputs hit caches.
+
+    data/source/<sha256>.csv          byte copy of each source file
+    data/raw/<sha256>.parquet         each file's table, in its own layout's columns
+    data/validated/<key>.json         passing validation verdicts (per file, and of the network)
+    data/rejected/<sha256>/           a refused source file and its refusal.json (read by no run; size-bounded)
+    data/dataset/<key>/station=<s>/   the canonical table of the kept stations, partitioned by station
+    data/features/<key>/              one station's features.parquet, preprocessing.json (and the windows.json);
+                                      a backtest's retrain origin has its own, keyed by the readings before it
+    models/<key>/                     model.keras, network.json, preprocessing/, training_log.csv, training.json,
+                                      evaluation/, plots/; a backtest's models also intervals.json, challenges/,
+                                      backtest_forecasts/
+    models/registry.json              registered versions and the champion
+    reports/data_quality/index.html   Great Expectations Data Docs
+    reports/runs/<run id>/            metrics, predictions, plots, report.md of one run (the newest
+                                      PM25_KEEP_RUNS of them)
+    reports/latest -> runs/<run id>   the newest complete run
+    reports/forecast/latest.*         the champion's forecast of the next hours (.json, .csv, .png)
+    reports/backtest/<id>/            forecasts.parquet, verification.json, figures and report.md of a backtest
+    reports/backtest/latest -> <id>   the newest complete backtest
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tasks.core.storage import fingerprint
+
+# Bump when a change to the code makes earlier cached features or models stale.
+PIPELINE_VERSION = "5"
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: Path
+
+    @property
+    def source_cache(self) -> Path:
+        return self.home / "data" / "source"
+
+    @property
+    def rejected(self) -> Path:
+        return self.home / "data" / "rejected"
+
+    @property
+    def raw(self) -> Path:
+        return self.home / "data" / "raw"
+
+    @property
+    def validated(self) -> Path:
+        return self.home / "data" / "validated"
+
+    @property
+    def datasets(self) -> Path:
+        return self.home / "data" / "dataset"
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.reports / "data_quality"
+
+    def features(self, dataset_key: str, station: str, *preprocessing: object) -> Path:
+        return self.home / "data" / "features" / fingerprint(PIPELINE_VERSION, dataset_key, station, *preprocessing)
+
+    def model(self, features_dirs: list[Path], *training: object) -> Path:
+        """A model of the stations whose features are given: the same features and settings, the same folder."""
+        return self.models / fingerprint(PIPELINE_VERSION, sorted(path.name for path in features_dirs), *training)
+
+    def run(self, run_id: str) -> Path:
+        return self.reports / "runs" / run_id
+
+    @property
+    def backtests(self) -> Path:
+        return self.reports / "backtest"
+
+    def backtest(self, backtest_id: str) -> Path:
+        return self.backtests / backtest_id
+
+
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-z]+")
+
+
+def new_run_id(flow_run_id: str | None) -> str:
+    """Sortable and unique: UTC time plus the start of the Prefect flow run id."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{(flow_run_id or 'local')[:8]}"
+
+
+def artifact_key(name: str) -> str:
+    """Prefect artifact keys take lower-case letters, digits and dashes only."""
+    return "".join(character if character.isalnum() else "-" for character in name.lower())

@@ -1,0 +1,455 @@
+"""Train: a seeded Keras LSTM that forecasts the next `horizon` hours at once, with early stopping.
+
+The network predicts the change of PM2.5 (in standardised model space) from the last input hour; a
+missing target hour is masked out of the loss, never filled. Each horizon's change is divided by its
+training spread, and the loss weighs the near horizons more (see `horizon_weights`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core import storage
+from tasks.core.home import Layout
+from tasks.core.progress import PROGRESS
+from tasks.core.settings import Settings
+from tasks.core.states import finish
+from tasks.model.network_inputs import NetworkSpec, save_network, stacked_span
+from tasks.model.windows import WindowPlan, WindowSet
+
+MODEL_FILE = "model.keras"
+TRAINING_LOG = "training_log.csv"
+TRAINING_SUMMARY = "training.json"
+WINDOWS_FILE = "windows.json"
+# Keras seeds and TensorFlow's thread pools belong to the process: two trainings at once in one process (the
+# thread task runner) would draw from each other's random streams, so a process trains one model at a time. Keras
+# draws the seed of every layer it builds, loading a saved model too, from one stream (see `keras_seed_stream`): a load
+# in another thread during a training would change the trained weights, so loads take the same lock.
+TRAINING_LOCK = threading.RLock()
+# Training steps per call into TensorFlow: the same updates and losses, without Python between every two
+# batches (6 epochs of the default model on 2 cores: 5.3 s against 6.2 s one step at a time).
+STEPS_PER_EXECUTION = 32
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    max_epochs: int
+    patience: int
+    batch_size: int
+    lstm_layers: int
+    lstm_units: int
+    horizon_weight_power: float
+    ensemble_size: int
+    learning_rate: float
+    dropout: float
+    weight_averaging: float
+    seed: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrainingConfig:
+        """The training fields of a run's settings (each field here is a setting of the same name)."""
+        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model_dir: Path
+    model_path: Path
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    change_scale: list[float]
+    cache_hit: bool = False
+
+
+def configure_tensorflow(seed: int, members: int = 1) -> None:
+    """Seed every generator, make TensorFlow's ops deterministic, and share the cores among the ensemble's members.
+
+    The same data and settings then give the same weights, run after run (what the backtest's no-peeking test
+    relies on); deterministic ops cost at most about 4 % of training time here (docs/backtest.md).
+
+    An LSTM step is a chain of small ops that one core runs about as fast as two, so the members run
+    side by side (one op of each at a time) with the cores split between them: on two cores a two-member
+    ensemble trains in about the time of one model. TensorFlow never gets more threads than the task's cores:
+    on a single-threaded Dask worker the members take turns.
+    """
+    import keras
+    import tensorflow as tf
+
+    cores = task_cores()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // members))
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(members, cores)))
+    except RuntimeError:
+        pass  # TensorFlow was already initialised in this process; its thread pools are fixed now.
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(seed)
+
+
+@contextmanager
+def keras_seed_stream(seed: int) -> Iterator[None]:
+    """Give Keras a seed stream of its own while a model is built, trained and saved.
+
+    Keras draws every unseeded layer's and initializer's seed from Python's global `random`, and other threads of the
+    process draw from it too (a Dask worker's background threads do within a second of a task starting), so the
+    weights would depend on their timing. The private stream starts where `random.seed(seed)` would, so the weights
+    are those of an undisturbed process. Keras has no public hook for this; it reads the module attribute swapped here
+    at every draw. Callers hold TRAINING_LOCK, under which no other Keras model is built or loaded.
+    """
+    from keras.src.random import seed_generator
+
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
+
+
+def task_cores() -> int:
+    """The cores a task may use: its Dask worker's threads when it runs on one, else the machine's."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return os.cpu_count() or 1
+
+
+def masked_mse(horizon_weight: np.ndarray, members: int = 1):
+    """Mean squared error over the observed (non-NaN) target hours only, horizon h weighted by horizon_weight[h].
+
+    With several members the prediction holds each member's horizons side by side; every member is scored
+    against the same targets and the loss is the members' mean (no member's gradient reaches another).
+    """
+    from keras import ops
+
+    horizon = len(horizon_weight)
+    weight = ops.convert_to_tensor(np.asarray(horizon_weight, dtype="float32"))
+
+    def loss(y_true, y_pred):
+        observed = ops.logical_not(ops.isnan(y_true))
+        target = ops.where(observed, y_true, 0.0)[:, None, :]
+        error = ops.reshape(y_pred, (-1, members, horizon)) - target
+        squared = ops.where(observed[:, None, :], ops.square(error), 0.0) * weight
+        count = ops.maximum(ops.sum(ops.cast(observed, "float32")), 1.0) * members
+        return ops.sum(squared) / count
+
+    return loss
+
+
+def build_model(lookback: int, n_features: int, horizon: int, layers: int, units: int, learning_rate: float,
+                dropout: float, horizon_weight_power: float = 0.0, members: int = 1, weight_averaging: float = 0.0):
+    """An ensemble of `members` independent networks, as two models that share their layers: one to train,
+    whose output holds every member's forecast, and one to save and forecast with, whose output is their mean.
+
+    A member is `layers` stacked LSTM layers whose last state, beside the origin hour's inputs as they are,
+    feeds a dense head with one output per horizon: that direct path to the newest readings is what the
+    nearest hours' forecasts lean on most. With `weight_averaging` > 0 the optimizer also keeps a moving
+    average of the weights with that momentum (see `train_model`).
+    """
+    import keras
+
+    inputs = keras.Input(shape=(lookback, n_features), name="history")
+    origin_hour = keras.layers.Flatten(name="origin_hour")(keras.layers.Cropping1D((lookback - 1, 0))(inputs))
+    forecasts = []
+    for member in range(1, members + 1):
+        hidden = inputs
+        for layer in range(1, layers + 1):
+            hidden = keras.layers.LSTM(units, return_sequences=layer < layers, dropout=dropout,
+                                       name=f"m{member}_lstm_{layer}")(hidden)
+        hidden = keras.layers.Dropout(dropout, name=f"m{member}_head_dropout")(hidden)
+        hidden = keras.layers.Concatenate(name=f"m{member}_state_and_origin")([hidden, origin_hour])
+        forecasts.append(keras.layers.Dense(horizon, name=f"m{member}_change_per_horizon")(hidden))
+    several = members > 1
+    training = keras.Model(inputs, keras.layers.Concatenate(name="members")(forecasts) if several else forecasts[0],
+                           name="pm25_lstm_members")
+    averaging = {"use_ema": True, "ema_momentum": weight_averaging} if weight_averaging else {}
+    training.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaging),
+                     loss=masked_mse(horizon_weights(horizon, horizon_weight_power), members),
+                     steps_per_execution=STEPS_PER_EXECUTION)
+    forecasting = keras.Model(inputs, keras.layers.Average(name="ensemble_mean")(forecasts) if several else forecasts[0],
+                              name="pm25_lstm")
+    return training, forecasting
+
+
+def change_targets(windows: WindowSet) -> np.ndarray:
+    """Each horizon's value minus the last input value (NaN where unobserved)."""
+    return windows.targets - windows.last_value[:, None]
+
+
+def horizon_weights(horizon: int, power: float) -> np.ndarray:
+    """Loss weight of each horizon h = 1 … horizon, proportional to h**-power and averaging 1.
+
+    With power > 0 the near hours, whose errors are smaller and which a forecast can still improve most,
+    count more than they would under a plain mean of the (already spread-normalised) errors.
+    """
+    weights = np.arange(1, horizon + 1, dtype="float64") ** -power
+    return weights / weights.mean()
+
+
+def fit_change_scale(train_changes: np.ndarray) -> np.ndarray:
+    """Per-horizon spread of the training span's changes (`change_targets`).
+
+    The model learns change/scale, so each horizon's errors are on one scale in the loss; otherwise the
+    large day-ahead errors drown the hour-ahead ones.
+    """
+    return np.nanstd(train_changes, axis=0).astype("float32")
+
+
+def training_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, shuffle: bool):
+    """The batches Keras draws from arrays, drawn in the thread that asks for them.
+
+    Keras's own pipeline for arrays draws a permutation of the samples (seeded by `configure_tensorflow`; each
+    pass, so each epoch, draws the same one), cuts it into batches and gathers each batch, with the gathers and a
+    prefetch on background threads. On a single-threaded Dask worker the training waits for those threads: two
+    trainings side by side on two cores ran 1.12 to 1.17 times slower than one alone, against 0.96 to 1.05 with
+    this pipeline (`benchmarks/paired_training.py`). This is the same pipeline without the parallel map and the
+    prefetches: the same permutation, the same batches, so the same weights, to the bit.
+    """
+    import tensorflow as tf
+
+    samples = len(inputs)
+    full_batches = samples // batch_size
+
+    def permutation(_):
+        indices = tf.range(samples, dtype=tf.int64)
+        return tf.random.shuffle(indices) if shuffle else indices
+
+    def batches_of(indices):
+        in_full = full_batches * batch_size
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(tf.slice(indices, [0], [in_full]),
+                                                                [full_batches, batch_size]))
+        if samples > in_full:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(tf.slice(indices, [in_full],
+                                                                                [samples - in_full])))
+        return batches
+
+    return gathered_batches(tf.data.Dataset.range(1).map(permutation).flat_map(batches_of), inputs, targets,
+                            -(-samples // batch_size))
+
+
+def gathered_batches(batch_indices, inputs: np.ndarray, targets: np.ndarray, batches: int):
+    """The rows of `inputs` and `targets` that each element of `batch_indices` (a dataset of index vectors, `batches`
+    of them a pass) names, gathered in the thread that asks for them (see `training_batches`)."""
+    import tensorflow as tf
+
+    arrays = (tf.constant(inputs), tf.constant(targets))
+    dataset = tf.data.Dataset.zip((batch_indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
+        lambda batch, data: (tf.gather(data[0], batch, axis=0), tf.gather(data[1], batch, axis=0)))
+    # A flat_map hides the number of batches; told it, Keras ends each pass on the count instead of running out of
+    # data, which it warns about as if the dataset were too short.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = 1
+    options.experimental_optimization.apply_default_optimizations = False
+    options.experimental_optimization.inject_prefetch = False
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    return dataset.with_options(options)
+
+
+def stopping_callbacks(patience: int, weight_averaging: float) -> list:
+    """Early stopping on validation loss that restores the best epoch's weights.
+
+    With weight averaging, the averaged weights are the ones validated after each epoch, and so the ones
+    early stopping keeps and restores: SwapEMAWeights swaps them in before the callbacks after it run.
+    """
+    import keras
+
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), stopper] if weight_averaging else [stopper]
+
+
+def _epoch_reporter(on_epoch: EpochCallback | None, model_dir: Path, max_epochs: int):
+    import keras
+
+    class EpochReporter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {key: float(value) for key, value in (logs or {}).items()}
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
+                     extra={PROGRESS: (f"training {model_dir.name} (epochs, at most)", epoch + 1, max_epochs)})
+            if on_epoch is not None:
+                on_epoch(epoch + 1, logs)
+
+    return EpochReporter()
+
+
+def is_trained(model_dir: Path) -> bool:
+    """Whether `model_dir` holds a complete model (its summary is written last)."""
+    return (model_dir / TRAINING_SUMMARY).exists() and (model_dir / MODEL_FILE).exists()
+
+
+def train_model(
+    feature_paths: dict[str, Path],
+    params_paths: dict[str, Path],
+    plan_path: Path,
+    model_dir: Path,
+    config: TrainingConfig,
+    on_epoch: EpochCallback | None = None,
+) -> TrainedModel:
+    """Fit on the train span of every station given, stop early on their validation span (restoring the best
+    weights), save `.keras`.
+
+    The model folder also receives the stations, their preprocessing parameters and the window plan, so it is
+    self-contained.
+    """
+    summary_path = model_dir / TRAINING_SUMMARY
+    if is_trained(model_dir):
+        log.info("training cache hit: %s holds a model for these data and settings", model_dir)
+        return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
+                            **storage.read_json(summary_path))
+    plan = WindowPlan.from_json(storage.read_json(plan_path))
+    spec = NetworkSpec.of(list(feature_paths), plan.feature_columns)
+    features = {station: pd.read_parquet(feature_paths[station]) for station in spec.stations}
+    train = stacked_span(features, spec, plan, "train")
+    validation = stacked_span(features, spec, plan, "validation")
+    del features
+    with TRAINING_LOCK:
+        if is_trained(model_dir):  # trained by another task of this process while this one waited
+            return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
+                                **storage.read_json(summary_path))
+        configure_tensorflow(config.seed, config.ensemble_size)
+        with keras_seed_stream(config.seed):
+            return _fit_and_save(train, validation, spec, params_paths, plan_path, model_dir, config, on_epoch)
+
+
+def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, params_paths: dict[str, Path],
+                  plan_path: Path, model_dir: Path, config: TrainingConfig, on_epoch: EpochCallback | None) -> TrainedModel:
+    import keras
+
+    _, lookback, n_features = train.inputs.shape
+    model, forecaster = build_model(lookback, n_features, train.targets.shape[1], config.lstm_layers,
+                                    config.lstm_units, config.learning_rate, config.dropout,
+                                    config.horizon_weight_power, config.ensemble_size, config.weight_averaging)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    log_path = model_dir / TRAINING_LOG
+    started = time.perf_counter()
+    train_changes = change_targets(train)
+    change_scale = fit_change_scale(train_changes)
+    log.info("training on %d samples of %d station(s), %d inputs per hour", len(train.inputs), len(spec.stations),
+             n_features)
+    history = model.fit(
+        training_batches(train.inputs, train_changes / change_scale, config.batch_size, shuffle=True),
+        validation_data=training_batches(validation.inputs, change_targets(validation) / change_scale,
+                                         config.batch_size, shuffle=False),
+        epochs=config.max_epochs,
+        shuffle=False,  # training_batches shuffles; Keras would only warn that it cannot shuffle a dataset
+        verbose=0,
+        callbacks=[*stopping_callbacks(config.patience, config.weight_averaging), keras.callbacks.CSVLogger(str(log_path)),
+                   _epoch_reporter(on_epoch, model_dir, config.max_epochs)],
+    )
+    seconds = time.perf_counter() - started
+    val_losses = history.history["val_loss"]
+    best_epoch = int(np.argmin(val_losses)) + 1
+    storage.write_atomically(model_dir / MODEL_FILE, lambda path: forecaster.save(str(path)))
+    save_network(model_dir, spec, params_paths)
+    storage.write_bytes(model_dir / WINDOWS_FILE, plan_path.read_bytes())
+    result = {"epochs_run": len(val_losses), "best_epoch": best_epoch, "best_val_loss": float(val_losses[best_epoch - 1]),
+              "seconds": seconds, "change_scale": change_scale.tolist()}
+    storage.write_json(model_dir / TRAINING_SUMMARY, result)  # written last: its presence marks a complete model folder
+    log.info("trained %d epochs in %.1f s; best epoch %d (val loss %.4f)", len(val_losses), seconds, best_epoch,
+             result["best_val_loss"])
+    return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, **result)
+
+
+def load_model(model_path: Path):
+    """Load a saved model for inference, refusing unsafe (lambda) deserialisation (under the training lock: see
+    TRAINING_LOCK)."""
+    import keras
+
+    with TRAINING_LOCK:
+        return keras.saving.load_model(model_path, compile=False, safe_mode=True)
+
+
+def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Load the model once; the returned function maps input windows to the forecast change from the last
+    input hour, per horizon, in standardised target space."""
+    scale = np.asarray(storage.read_json(model_dir / TRAINING_SUMMARY)["change_scale"], dtype="float32")
+    model = load_model(model_dir / MODEL_FILE)
+    return lambda inputs: model.predict(np.ascontiguousarray(inputs), batch_size=1024, verbose=0) * scale
+
+
+NETWORK_MODEL = "network"
+
+
+def station_model(station: str) -> str:
+    return f"station {station}"
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """The distinct models a run trains: the network's and one per station, each by name with its folder and
+    stations. With one station the two are the same model (same features and settings, same folder)."""
+
+    model_dirs: dict[str, Path]
+    stations: dict[str, list[str]]
+
+    @property
+    def distinct(self) -> list[str]:
+        """One name per model folder: the models to train."""
+        return list({model_dir: name for name, model_dir in reversed(self.model_dirs.items())}.values())[::-1]
+
+    def feature_paths(self, name: str, paths: dict[str, Path]) -> dict[str, Path]:
+        return {station: paths[station] for station in self.stations[name]}
+
+    def by_name(self, trained: list[TrainedModel]) -> dict[str, TrainedModel]:
+        """Every model's training result, from the results of the `distinct` trainings."""
+        by_dir = {model.model_dir: model for model in trained}
+        return {name: by_dir[model_dir] for name, model_dir in self.model_dirs.items()}
+
+
+def model_plan(layout: Layout, stations: list[str], features_dirs: list[Path], plan_name: str,
+               config: TrainingConfig) -> ModelPlan:
+    """Which models to train and where: the network model over every station, and each station's own."""
+    wanted = {NETWORK_MODEL: (stations, features_dirs),
+              **{station_model(station): ([station], [folder]) for station, folder in zip(stations, features_dirs)}}
+    return ModelPlan({name: layout.model(folders, plan_name, config) for name, (_, folders) in wanted.items()},
+                     {name: members for name, (members, _) in wanted.items()})
+
+
+def _train_run_name() -> str:
+    from prefect import runtime
+
+    stations = runtime.task_run.parameters["feature_paths"]
+    return f"train {runtime.task_run.parameters['name']} ({len(stations)} station{'s' if len(stations) > 1 else ''})"
+
+
+@task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name)
+def train_task(name: str, feature_paths: dict[str, Path], params_paths: dict[str, Path], plan_path: Path,
+               model_dir: Path, config: TrainingConfig) -> TrainedModel:
+    """`name` says which model this is (the network's, or one station's) in the UI."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    from tasks.core.home import artifact_key
+
+    if is_trained(model_dir):  # a cache hit: no epochs to show
+        return finish(train_model(feature_paths, params_paths, plan_path, model_dir, config), True, "train")
+    progress = create_progress_artifact(progress=0.0, key=f"training-progress-{artifact_key(name)}",
+                                        description=f"Training {name}: epochs (at most {config.max_epochs}; "
+                                                    "early stopping may end sooner)")
+
+    def report(epoch: int, logs: dict[str, float]) -> None:
+        update_progress_artifact(progress, progress=100.0 * epoch / config.max_epochs)
+
+    trained = train_model(feature_paths, params_paths, plan_path, model_dir, config, on_epoch=report)
+    update_progress_artifact(progress, progress=100.0)
+    return trained

@@ -1,0 +1,364 @@
+"""Forecast: the champion model's next 24 hours at every station from the newest validated data, as JSON, CSV,
+plot, map and artifact.
+
+A saved model folder is self-contained (model.keras, network.json, preprocessing/<station>.json, windows.json,
+training.json), so a forecast rebuilds the model's inputs from the validated dataset with the parameters fitted
+when it was trained.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core import storage
+from tasks.core.air_quality import BREAKPOINTS, CATEGORY_NAMES
+from tasks.core.calibration import (
+    PLAIN_MEAN,
+    DayMeanMap,
+    IntervalTable,
+    maps_key,
+    read_day_maps,
+    read_intervals,
+    tables_key,
+)
+from tasks.core.errors import RegistryError
+from tasks.core.hours import HOURS_PER_DAY
+from tasks.core.states import finish
+from tasks.data.dataset import Dataset
+from tasks.model.features import PM25_INPUT, PreprocessingParams, build_features, to_hourly_grid
+from tasks.model.network_inputs import NetworkSpec, load_station_params, network_window_sets, station_inputs
+from tasks.model.train import WINDOWS_FILE, load_change_predictor
+from tasks.model.windows import WindowPlan, WindowSet, span_origins, window_inputs
+from tasks.operate.registry import ModelVersion, champion
+from tasks.scoring.evaluate import observed_targets, to_micrograms
+
+FORECAST_DIR = "forecast"
+LATEST_STEM = "latest"
+HISTORY_HOURS_PLOTTED = 72
+STATION_LOCATIONS_FILE = "station_locations.json"
+# The colours HJ 633-2012 gives China's daily categories (tasks.scoring.verify.CATEGORY_NAMES), and their ranges.
+CATEGORY_COLOURS = ("#00e400", "#ffff00", "#ff7e00", "#ff0000", "#99004c", "#7e0023")
+CATEGORY_RANGES = (*(f"{low}–{high}" for low, high in zip((0, *BREAKPOINTS), BREAKPOINTS)), f"> {BREAKPOINTS[-1]}")
+# Where a station's name may go beside its marker: offset in points, alignment, and the spot's offset as a share
+# of a label's extent (to judge overlaps in map units).
+LABEL_SIDES = (((0, 11), "center", "bottom", (0, 1)), ((0, -11), "center", "top", (0, -1)),
+               ((11, 0), "left", "center", (0.6, 0)), ((-11, 0), "right", "center", (-0.6, 0)))
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A trained model ready to forecast: its stations, each one's fitted preprocessing, window shape and change
+    predictor."""
+
+    model_dir: Path
+    spec: NetworkSpec
+    params: dict[str, PreprocessingParams]
+    plan: WindowPlan
+    predict_change: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ForecastOutput:
+    json_path: Path
+    csv_path: Path
+    plot_path: Path
+    map_path: Path | None  # none when fewer than two of the stations have a known location
+    origin: str
+    model_version: int
+    stations: list[str]
+    cache_hit: bool = False
+
+
+def load_saved_model(model_dir: Path) -> SavedModel:
+    return SavedModel(model_dir, NetworkSpec.load(model_dir), load_station_params(model_dir),
+                      WindowPlan.from_json(storage.read_json(model_dir / WINDOWS_FILE)), load_change_predictor(model_dir))
+
+
+def model_features(dataset: Dataset, model: SavedModel, through: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+    """Each station's hourly grid over the dataset's hours (or up to the hour `through`, reading nothing recorded
+    after it), turned into inputs with the model's fitted parameters."""
+    missing = [station for station in model.spec.stations if station not in dataset.stations]
+    if missing:
+        raise RegistryError(f"model {model.model_dir.name} forecasts station(s) {missing}, which the validated data "
+                            f"({dataset.path}) lack; retrain on these data first")
+    until = None if through is None else through + pd.Timedelta(hours=1)
+    end = dataset.end if through is None else through
+    return {station: build_features(to_hourly_grid(dataset.readings(station, until), params.input_columns,
+                                                   dataset.start, end), params)
+            for station, params in model.params.items()}
+
+
+def span_forecast(features: dict[str, pd.DataFrame], model: SavedModel,
+                  span_start: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per station: origin rows, observed targets, forecasts (µg/m³) and origin-observed flags for every origin
+    whose targets meet the rows from `span_start` on; target hours before the span are masked."""
+    hours = len(next(iter(features.values())))
+    split = np.where(np.arange(hours) >= span_start, "span", "before")
+    plan = WindowPlan(model.plan.lookback, model.plan.horizon, model.plan.feature_columns,
+                      {"span": span_origins(split, "span", model.plan.lookback, model.plan.horizon)})
+    marked = {station: frame.assign(split=split) for station, frame in features.items()}
+    result = {}
+    for station, windows in network_window_sets(marked, model.spec, plan, "span").items():
+        series = features[station]["target"].to_numpy(dtype="float64")
+        forecast = to_micrograms(windows, model.predict_change(windows.inputs), model.params[station])
+        result[station] = (windows.origin_index, observed_targets(series, windows), forecast,
+                           np.isfinite(series[windows.origin_index]))
+    return result
+
+
+def forecasts_at(features: dict[str, pd.DataFrame], model: SavedModel, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every station's forecast (µg/m³, origins × horizons) from each origin row: the model reads the look-back
+    hours up to the origin and nothing after it."""
+    lookback, horizon = model.plan.lookback, model.plan.horizon
+    inputs = station_inputs(features, model.spec, model.plan.feature_columns)
+    result = {}
+    for station in model.spec.stations:
+        windows = WindowSet(inputs=window_inputs(inputs[station], lookback)[rows - lookback + 1],
+                            targets=np.full((len(rows), horizon), np.nan, dtype="float32"),
+                            last_value=features[station][PM25_INPUT].to_numpy(dtype="float32")[rows], origin_index=rows)
+        result[station] = to_micrograms(windows, model.predict_change(windows.inputs), model.params[station])
+    return result
+
+
+def next_hours(features: dict[str, pd.DataFrame], model: SavedModel,
+               intervals: dict[str, IntervalTable]) -> pd.DataFrame:
+    """Every station's forecast for the hours after the last row of `features`, with its 80 % interval."""
+    horizon = model.plan.horizon
+    last_row = np.array([len(next(iter(features.values()))) - 1])
+    forecasts = forecasts_at(features, model, last_row)
+    frames = []
+    for station in model.spec.stations:
+        own = features[station]
+        forecast = forecasts[station][0].astype("float64")
+        lower, upper = intervals[station].bounds(forecast)
+        origin = own["timestamp"].iloc[-1]
+        frames.append(pd.DataFrame({
+            "station": station,
+            "target_time": origin + pd.to_timedelta(np.arange(1, horizon + 1), unit="h"),
+            "horizon_hours": np.arange(1, horizon + 1),
+            "pm25": forecast.round(1),
+            "lower_80": lower.round(1),
+            "upper_80": upper.round(1),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_next_hours(history: dict[str, pd.DataFrame], forecast: pd.DataFrame, path: Path, title: str) -> Path:
+    """The last days and the next hours at every station, one panel each."""
+    from tasks.publish.run_report import pyplot
+
+    plt = pyplot()
+    stations = list(history)
+    columns = min(3, len(stations))
+    rows = -(-len(stations) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(max(9, 4.2 * columns), 3.8 if rows == 1 and columns == 1 else 2.6 * rows),
+                                sharex=True, sharey=True, constrained_layout=True, squeeze=False)
+    for axis in axes.ravel()[len(stations):]:
+        axis.set_visible(False)
+    for axis, station in zip(axes.ravel(), stations):
+        own = forecast[forecast["station"] == station]
+        axis.plot(history[station]["timestamp"], history[station]["target"], color="black", lw=1.2, label="observed")
+        axis.fill_between(own["target_time"], own["lower_80"], own["upper_80"], color="tab:blue", alpha=0.2, lw=0,
+                          label="80 % interval")
+        axis.plot(own["target_time"], own["pm25"], color="tab:blue", marker="o", ms=2, label="forecast")
+        axis.set_title(station, fontsize=9)
+        axis.tick_params(axis="x", labelrotation=25, labelsize=7)
+    axes[0][0].set_ylabel("PM2.5 (µg/m³)")
+    axes[0][0].legend(loc="upper left", fontsize=7)
+    figure.suptitle(title)
+    storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
+    plt.close(figure)
+    return path
+
+
+def station_locations(path: Path) -> dict[str, tuple[float, float]]:
+    """Known stations' (longitude, latitude), from expectations/station_locations.json; none without the file."""
+    if not path.exists():
+        return {}
+    return {station: (float(lon), float(lat)) for station, (lon, lat) in storage.read_json(path)["stations"].items()}
+
+
+def day_categories(forecast: pd.DataFrame, maps: dict[str, DayMeanMap] | None) -> dict[str, int]:
+    """The category issued for each station's next 24 hours: their mean forecast through the champion's map
+    (`tasks.scoring.categories`); the plain mean's category where the champion has no maps (registered before them) or
+    the horizon is shorter than a day."""
+    issued = {}
+    for station, rows in forecast.groupby("station", sort=False):
+        hours = rows.sort_values("horizon_hours")["pm25"].to_numpy(dtype="float64")[None, :]
+        day_map = (maps or {}).get(station, PLAIN_MEAN) if hours.shape[1] >= HOURS_PER_DAY else PLAIN_MEAN
+        issued[station] = int(day_map.issue(hours)[0])
+    return issued
+
+
+def plot_forecast_map(forecast: pd.DataFrame, categories: dict[str, int], locations: dict[str, tuple[float, float]],
+                      path: Path, title: str) -> list[str] | None:
+    """The mean forecast of the coming hours at every station with a known location, coloured by the daily
+    category issued for it. Returns the stations left off for want of a location; None, and no map, when fewer
+    than two stations have one."""
+    from matplotlib.patches import Patch
+
+    from tasks.publish.run_report import pyplot
+
+    means = forecast.groupby("station", sort=False)["pm25"].mean()
+    placed = [station for station in means.index if station in locations]
+    if len(placed) < 2:
+        return None
+    left_off = [station for station in means.index if station not in locations]
+    lon, lat = (np.array([locations[station][axis] for station in placed]) for axis in (0, 1))
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(9, 7), layout="constrained")
+    levels = [categories[station] for station in placed]
+    axis.scatter(lon, lat, s=280, c=[CATEGORY_COLOURS[level] for level in levels], edgecolors="black", linewidths=0.8,
+                 zorder=2)
+    for station, level, x, y, side in zip(placed, levels, lon, lat, label_sides(lon, lat)):
+        offset, horizontal, vertical, _ = LABEL_SIDES[side]
+        axis.annotate(f"{means[station]:.0f}", (x, y), ha="center", va="center", fontsize=7, zorder=3,
+                      color="white" if level >= 3 else "black")
+        axis.annotate(station, (x, y), xytext=offset, textcoords="offset points", ha=horizontal, va=vertical, fontsize=8)
+    axis.set_aspect(1 / np.cos(np.radians(lat.mean())))  # a degree of longitude is shorter than one of latitude
+    axis.margins(0.15)
+    axis.set_xlabel("longitude (°E)")
+    axis.set_ylabel("latitude (°N)")
+    figure.legend(handles=[Patch(facecolor=colour, edgecolor="black", label=f"{name} ({bounds})")
+                           for colour, name, bounds in zip(CATEGORY_COLOURS, CATEGORY_NAMES, CATEGORY_RANGES)],
+                  loc="outside right upper", fontsize=7, title="category issued for the day (µg/m³)",
+                  title_fontsize=7)
+    axis.set_title(title, fontsize=10)
+    if left_off:
+        figure.text(0.01, 0.005, f"not on the map (no known location): {', '.join(left_off)}", fontsize=7)
+    storage.write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"))
+    plt.close(figure)
+    return left_off
+
+
+def label_sides(lon: np.ndarray, lat: np.ndarray) -> list[int]:
+    """For each station, the LABEL_SIDES entry its name takes. Stations are taken west to east; each name goes on
+    the first side where it overlaps no marker and no name placed before it, else where it overlaps fewest. A
+    label's extent is a rough share of the map's."""
+    width, height = 0.2 * np.ptp(lon), 0.06 * np.ptp(lat)
+    placed: list[tuple[float, float]] = []
+    sides = [0] * len(lon)
+    for index in np.argsort(lon, kind="stable"):
+        spots = [(lon[index] + dx * width, lat[index] + dy * height) for *_, (dx, dy) in LABEL_SIDES]
+        overlaps = [sum(abs(x - px) < width and abs(y - py) < height for px, py in placed)
+                    + sum(abs(x - mx) < 0.6 * width and abs(y - my) < 0.6 * height for mx, my in zip(lon, lat))
+                    for x, y in spots]
+        sides[index] = int(np.argmin(overlaps))  # the first side without overlaps, if there is one
+        placed.append(spots[sides[index]])
+    return sides
+
+
+def champion_intervals(models_dir: Path, version: ModelVersion) -> dict[str, IntervalTable]:
+    """The champion's 80 % interval tables: beside its model, or in its registry entry where it was registered
+    before the model folder kept them."""
+    tables = read_intervals(models_dir / version.model_dir)
+    if tables is not None:
+        return tables
+    if not version.interval_offsets:
+        raise RegistryError(f"model v{version.version} ({models_dir / version.model_dir}) has no 80 % intervals: "
+                            "run pm25 run again to score it")
+    return {station: IntervalTable.from_json(offsets) for station, offsets in version.interval_offsets.items()}
+
+
+def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expectations_dir: Path) -> ForecastOutput:
+    """Forecast the hours after the newest validated hour at every station with the champion; write
+    latest.json/.csv/.png, and latest_map.png where at least two of the stations have a location in
+    expectations_dir/station_locations.json.
+
+    The same champion on the same data gives the same forecast, so an existing one is reused.
+    """
+    version = champion(models_dir)
+    dataset = Dataset.load(dataset_path)
+    output_dir = reports_dir / FORECAST_DIR
+    json_path, csv_path, plot_path, map_path = (output_dir / f"{LATEST_STEM}{suffix}"
+                                                for suffix in (".json", ".csv", ".png", "_map.png"))
+    locations_path = expectations_dir / STATION_LOCATIONS_FILE
+    locations = station_locations(locations_path)
+    intervals = champion_intervals(models_dir, version)
+    day_maps = read_day_maps(models_dir / version.model_dir)
+    keys = {"locations": storage.fingerprint(locations), "intervals": tables_key(intervals),
+            "categories": maps_key(day_maps)}
+    if all(path.exists() for path in (json_path, csv_path, plot_path)):
+        previous = storage.read_json(json_path)
+        if ((previous["model_dir"], previous.get("dataset"), *(previous.get(name) for name in keys))
+                == (version.model_dir, dataset.key, *keys.values())):
+            log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
+            return ForecastOutput(json_path, csv_path, plot_path, map_path if map_path.exists() else None,
+                                  previous["origin"], version.version, previous["stations"], cache_hit=True)
+    model = load_saved_model(models_dir / version.model_dir)
+    features = model_features(dataset, model)
+    forecast = next_hours(features, model, intervals)
+    last = {station: frame.iloc[-1] for station, frame in features.items()}
+    origin = next(iter(last.values()))["timestamp"].isoformat()
+    categories = day_categories(forecast, day_maps)
+    payload = {
+        "origin": origin,
+        "origin_observed": {station: bool(np.isfinite(row["target"])) for station, row in last.items()},
+        "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_version": version.version,
+        "model_dir": version.model_dir,
+        "dataset": dataset.key,
+        "stations": model.spec.stations,
+        "units": "µg/m³",
+        "interval": "80 % split-conformal interval from the model's validation residuals at each station, "
+                    "by the forecast's level",
+        "category_24h": {station: CATEGORY_NAMES[level] for station, level in categories.items()},
+        "forecasts": [_forecast_row(row) for row in forecast.to_dict("records")],
+    }
+    # The JSON goes last: it is what a later run compares against to reuse the forecast.
+    storage.write_text(csv_path, forecast.assign(target_time=forecast["target_time"].map(pd.Timestamp.isoformat))
+                       .to_csv(index=False))
+    history = {station: frame[["timestamp", "target"]].iloc[-HISTORY_HOURS_PLOTTED:] for station, frame in features.items()}
+    plot_next_hours(history, forecast, plot_path, f"PM2.5 forecast from {origin} (model v{version.version})")
+    left_off = plot_forecast_map(forecast, categories, locations, map_path,
+                                 f"Mean PM2.5 forecast of the {model.plan.horizon} h from {origin} "
+                                 f"(model v{version.version}), µg/m³")
+    if left_off is None:
+        map_path.unlink(missing_ok=True)  # an earlier map would mislead, and a cache hit goes by whether one exists
+    elif left_off:
+        log.info("forecast map: no known location for %s (%s); left off the map", ", ".join(left_off), locations_path)
+    storage.write_json(json_path, {**payload, **keys})
+    log.info("forecast from %s with model v%d: next %d h at %d station(s) written to %s", origin, version.version,
+             model.plan.horizon, len(model.spec.stations), json_path)
+    return ForecastOutput(json_path, csv_path, plot_path, map_path if left_off is not None else None, origin,
+                          version.version, model.spec.stations)
+
+
+def _forecast_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "target_time": row["target_time"].isoformat(), "horizon_hours": int(row["horizon_hours"])}
+
+
+def forecast_markdown(output: ForecastOutput, image_link: str, map_link: str | None = None) -> str:
+    payload = storage.read_json(output.json_path)
+    lines = [f"# PM2.5 forecast from {payload['origin']} (model v{payload['model_version']})", "",
+             f"![Forecast]({image_link})", "", *([f"![Map of the forecast]({map_link})", ""] if map_link else []),
+             "| station | time | hours ahead | PM2.5 | 80 % interval |", "|---|---|---|---|---|"]
+    lines += [f"| {row['station']} | {row['target_time']} | {row['horizon_hours']} | {row['pm25']} | "
+              f"{row['lower_80']}–{row['upper_80']} |" for row in payload["forecasts"]]
+    return "\n".join([*lines, "", f"Files: `{output.json_path}`, `{output.csv_path}`", ""])
+
+
+@task(cache_policy=NO_CACHE, name="forecast", task_run_name="forecast the next hours with the champion")
+def forecast_task(dataset_path: Path, models_dir: Path, reports_dir: Path, expectations_dir: Path) -> ForecastOutput:
+    from prefect.artifacts import create_markdown_artifact
+
+    from tasks.publish.run_report import image_data_uri
+
+    output = write_forecast(dataset_path, models_dir, reports_dir, expectations_dir)
+    map_link = image_data_uri(output.map_path) if output.map_path else None
+    create_markdown_artifact(forecast_markdown(output, image_data_uri(output.plot_path), map_link), key="pm25-forecast",
+                             description=f"Next-hours PM2.5 forecast from {output.origin}")
+    return finish(output, output.cache_hit, "forecast")
+
