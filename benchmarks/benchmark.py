@@ -43,7 +43,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.backtest_rows import ROWS, backtest_markdown, backtest_rows  # noqa: E402
-from tasks import storage  # noqa: E402
+from tasks.core import storage  # noqa: E402
 from tasks.core.settings import MIN_TRAIN_DAYS, TEST_DAYS, VALIDATION_DAYS, Settings  # noqa: E402
 
 OUTPUT_DIR = PROJECT_ROOT / "reports" / "bench"

@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.interval_methods import validation_forecasts  # noqa: E402
-from tasks import storage  # noqa: E402
+from tasks.core import storage  # noqa: E402
 from tasks.core.air_quality import category  # noqa: E402
 from tasks.core.hours import HOURS_PER_DAY  # noqa: E402
 from tasks.scoring.categories import day_means, map_of_means  # noqa: E402

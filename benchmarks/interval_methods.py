@@ -22,7 +22,7 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from tasks import storage  # noqa: E402
+from tasks.core import storage  # noqa: E402
 from tasks.scoring.intervals import INTERVAL_COVERAGE, coverage_by_size, fit_intervals, interval_score  # noqa: E402
 
 BINS = (1, 5, 10, 20)

@@ -35,9 +35,10 @@ import tasks.model.train  # noqa: E402
 from benchmarks.benchmark import write_outputs  # noqa: E402
 from benchmarks.interval_methods import kept_predictions  # noqa: E402
 from benchmarks.network_sweep import HORIZONS, network_inputs, validation_ratios  # noqa: E402
-from tasks import storage  # noqa: E402
+from tasks.core import storage  # noqa: E402
+from tasks.core.home import MODEL_FILE  # noqa: E402
 from tasks.core.settings import Settings  # noqa: E402
-from tasks.model.train import MODEL_FILE, TrainingConfig, train_model  # noqa: E402
+from tasks.model.train import train_model  # noqa: E402
 from tasks.operate.registry import champion  # noqa: E402
 
 TRAINING_DAYS = (365, 548, 730)  # and the whole training span; a length within a week of it is left out
@@ -74,7 +75,7 @@ def ratios_by_epoch(home: Path, work: Path, epochs: int) -> list[dict]:
     try:
         model_dir = snapshots / "model"
         trained = train_model(feature_paths, params_paths, plan_path, model_dir,
-                              TrainingConfig.from_settings(Settings(max_epochs=epochs)))
+                              Settings(max_epochs=epochs).training)
     finally:
         tasks.model.train.build_model, tasks.model.train.stopping_callbacks = build, stopping
     rows = []
@@ -96,7 +97,7 @@ def ratios_by_training_days(home: Path, work: Path) -> list[dict]:
         folder = work / f"training-days-{days or 'all'}"
         shorter = storage.write_json(folder / "plan.json", {**plan, "origins": {**plan["origins"], "train": [start, stop]}})
         trained = train_model(feature_paths, params_paths, shorter, folder / "model",
-                              TrainingConfig.from_settings(Settings()))
+                              Settings().training)
         rows.append({"days": round((stop - start) / 24), **validation_ratios(folder / "model", feature_paths),
                      "best_epoch": trained.best_epoch})
         print("training days", rows[-1], flush=True)

@@ -26,13 +26,15 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import tasks.model.network_inputs  # noqa: E402
 import tasks.model.train  # noqa: E402
 from benchmarks.benchmark import write_outputs  # noqa: E402
-from tasks import storage  # noqa: E402
+from tasks.core import storage  # noqa: E402
+from tasks.core.home import PREPROCESSING_DIR, WINDOWS_FILE  # noqa: E402
 from tasks.core.settings import Settings  # noqa: E402
-from tasks.model.network_inputs import PREPROCESSING_DIR, NetworkSpec  # noqa: E402
-from tasks.model.train import WINDOWS_FILE, TrainingConfig, train_model  # noqa: E402
+from tasks.model.baselines import persistence  # noqa: E402
+from tasks.model.network_inputs import NetworkSpec  # noqa: E402
+from tasks.model.predict import model_forecasts, observed_targets  # noqa: E402
+from tasks.model.train import train_model  # noqa: E402
 from tasks.model.windows import WindowPlan, make_window_set  # noqa: E402
 from tasks.operate.registry import champion  # noqa: E402
-from tasks.scoring.evaluate import model_forecasts, observed_targets, persistence  # noqa: E402
 
 OUTPUT_DIR = PROJECT_ROOT / "reports" / "sweep"
 HORIZONS = (1, 6, 24)
@@ -196,7 +198,7 @@ def run_candidate(name: str, home: Path, work: Path) -> dict:
             plan["origins"] = {span: [max(first, plan["lookback"] - 1), stop]
                                for span, (first, stop) in plan["origins"].items()}
         plan_path = storage.write_json(work / f"plan-{storage.fingerprint(name)}.json", plan)
-    config = TrainingConfig.from_settings(Settings(**candidate.get("settings", {})))
+    config = Settings(**candidate.get("settings", {})).training
     model_dir = work / storage.fingerprint(name)
     trained = train_model(feature_paths, params_paths, plan_path, model_dir, config)
     return {**validation_ratios(model_dir, feature_paths), "epochs": trained.epochs_run, "best_epoch": trained.best_epoch,

@@ -55,8 +55,8 @@ def train_once(home: Path, pipeline: str, epochs: int) -> dict:
         trained = tasks.model.train.train_model({station: features / "features.parquet"},
                                           {station: features / "preprocessing.json"},
                                           plan, model_dir,
-                                          tasks.model.train.TrainingConfig.from_settings(Settings(max_epochs=epochs,
-                                                                                            patience=epochs)))
+                                          Settings(max_epochs=epochs,
+                                                                                            patience=epochs).training)
         ended = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ended.ru_utime - started.ru_utime) + (ended.ru_stime - started.ru_stime)
     return {"pipeline": pipeline, "epochs": trained.epochs_run, "fit_seconds": round(trained.seconds, 1),

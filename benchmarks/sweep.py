@@ -22,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.benchmark import create_prefect_database, pm25_run, running_server, write_outputs  # noqa: E402
-from tasks import storage  # noqa: E402
+from tasks.core import storage  # noqa: E402
 from tasks.core.settings import Settings  # noqa: E402
 
 OUTPUT_DIR = PROJECT_ROOT / "reports" / "sweep"

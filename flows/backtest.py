@@ -1,21 +1,26 @@
-"""The backtest flow `backtest-pm25`: validate the source set, plan the origins, retrain at each retrain origin
-(mapped: independent trainings), decide the champion of each night by the nightly rule, issue every origin's
-forecast with that night's champion (mapped per champion), collect, verify, report."""
+"""The backtest flow `backtest-pm25`: validate the source set, plan the origins, run the nightly unit at each retrain
+origin (side by side: independent nights), decide the champion of each night by the nightly rule, issue every
+origin's forecast with that night's champion (mapped per champion), collect, verify, report."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, runtime, unmapped
+from prefect import flow, get_run_logger, runtime
 
+from flows.nightly import submit_night
 from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
-from tasks.core.home import Layout, new_run_id
-from tasks.core.settings import MIN_TRAIN_DAYS, VALIDATION_DAYS, Settings
-from tasks.model.train import TrainingConfig
+from tasks.core.home import HomeFolders, new_run_id
+from tasks.core.settings import Settings
+from tasks.model.issued_forecasts import segment_task
+from tasks.model.plan import plan_nights
+from tasks.model.predict import newest_span_forecast
 from tasks.operate.alerts import send_alert
-from tasks.operate.backtest import collect_task, plan_task, promotions_task, retrain_task, segment_task, serving
-from tasks.publish.backtest_report import verify_task
+from tasks.operate.backtest import Retrained, collect_task, plan_task, progress_task, promotions_task, serving
+from tasks.operate.promote import Challenge
+from tasks.publish.backtest_report import backtest_report_task
+from tasks.scoring.verify import VERIFICATION_FILE, verify_task
 
 
 def _run_name() -> str:
@@ -57,27 +62,31 @@ def backtest_pm25(
     """Replay the nightly process over past origins, seeing at each only the readings recorded by then, and verify
     the forecasts it would have issued."""
     settings = Settings.resolve(**{name: value for name, value in locals().items()})
-    layout = Layout(settings.home)
+    folders = HomeFolders(settings.home)
     run_id = new_run_id(runtime.flow_run.id)
     get_run_logger().info("backtest %s: source %s, outputs under %s", run_id, settings.source, settings.home.resolve())
 
     dataset = validated_dataset(settings).dataset
-    config = TrainingConfig.from_settings(settings)
-    setup = plan_task.submit(dataset.path, settings.home, settings.backtest_start, settings.backtest_end,
-                             settings.forecast_at, settings.every, settings.retrain_every, VALIDATION_DAYS, MIN_TRAIN_DAYS,
-                             settings.max_gap_hours, settings.target_transform, settings.lookback_hours,
-                             settings.horizon_hours, config).result()
-    retrained = retrain_task.map(setup.jobs, dataset.path, VALIDATION_DAYS, MIN_TRAIN_DAYS, settings.max_gap_hours,
-                                 settings.target_transform, settings.lookback_hours, settings.horizon_hours,
-                                 unmapped(config), unmapped(setup.model_dirs), setup.progress_artifact).result()
-    decisions = promotions_task.submit(retrained, dataset.path, VALIDATION_DAYS).result()
-    served = serving(setup, decisions)
+    setup = plan_task.submit(dataset.path, settings.backtest, settings.preprocessing).result()
+    jobs = plan_nights(folders, dataset, settings.preprocessing, settings.training, setup.plan.retrain_origins)
+    model_dirs = [job.network_dir for job in jobs]
+    submitted = [submit_night(dataset.path, job, settings) for job in jobs]
+    retrained = []
+    for night in (item.result() for item in submitted):
+        network = night.network
+        retrained.append(Retrained(night.job.as_of, network.model_dir, network.epochs_run, network.seconds,
+                                   network.cache_hit))
+        progress_task.submit(setup.progress_artifact, night.job.as_of, model_dirs).result()
+    challenge = Challenge(dataset.path, settings.preprocessing.validation_days, newest_span_forecast)
+    decisions = promotions_task.submit(retrained, challenge).result()
+    served = serving(setup.plan, decisions, folders.models)
     segments = segment_task.map(dataset.path, served.model_dirs, served.origins, served.versions).result()
-    backtest_dir = layout.backtest(run_id)
+    backtest_dir = folders.backtest(run_id)
     forecasts = collect_task.submit(segments, dataset.path, backtest_dir / "forecasts.parquet").result()
-    report = verify_task.submit(forecasts, decisions, backtest_dir, layout.backtests).result()
+    verification = verify_task.submit(forecasts, decisions, backtest_dir / VERIFICATION_FILE).result()
+    report = backtest_report_task.submit(forecasts, verification, folders.backtests).result()
     return {"backtest_id": run_id, "backtest_dir": str(report.backtest_dir), "forecasts": str(report.forecasts_path),
             "verification": str(report.verification_path), "report": str(report.report_path),
             "stations": dataset.stations, "origins": len(setup.plan.origins),
-            "retrain_origins": len(setup.jobs), "trained": sum(not item.cache_hit for item in retrained),
+            "retrain_origins": len(jobs), "trained": sum(not item.cache_hit for item in retrained),
             "promoted": sum(decision.promoted for decision in decisions)}

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, runtime
 
 from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
-from tasks.core.home import Layout
+from tasks.core.home import HomeFolders
 from tasks.core.settings import Settings
+from tasks.model.predict import next_hours_task
 from tasks.operate.alerts import send_alert
-from tasks.publish.forecast import forecast_task
+from tasks.operate.registry import champion_task
+from tasks.publish.forecast import HISTORY_HOURS_PLOTTED, ForecastOutput, forecast_task
+
+
+def champion_forecast(dataset_path: Path, folders: HomeFolders, expectations_dir: Path) -> ForecastOutput:
+    """The champion (the registry), its forecast of the next hours (the model) and their publication."""
+    version = champion_task.submit(folders.models).result()
+    next_hours = next_hours_task.submit(dataset_path, folders.models / version.model_dir, HISTORY_HOURS_PLOTTED)
+    return forecast_task.submit(next_hours, version, folders.models, folders.reports, expectations_dir).result()
 
 
 def _run_name() -> str:
@@ -31,8 +41,7 @@ def forecast_pm25(
     reports/forecast/."""
     settings = Settings.resolve(**{name: value for name, value in locals().items()})
     validated = validated_dataset(settings)
-    layout = Layout(settings.home)
-    output = forecast_task.submit(validated.dataset.path, layout.models, layout.reports, settings.expectations_dir).result()
+    output = champion_forecast(validated.dataset.path, HomeFolders(settings.home), settings.expectations_dir)
     return {"origin": output.origin, "model_version": output.model_version, "stations": output.stations,
             "json": str(output.json_path), "csv": str(output.csv_path), "plot": str(output.plot_path),
             "map": str(output.map_path) if output.map_path else None}

@@ -1,6 +1,7 @@
-"""The nightly training flow `train-pm25`: per source file ingest → validate; the network's dataset; per station
-preprocess; windows; train (the network model and one model per station) → per station evaluate → pooled scores
-→ report → register (champion promotion) → forecast every station."""
+"""The nightly training flow `train-pm25`: per source file ingest → validate; the network's dataset; the nightly unit
+(per station preprocess; windows; train the network model and one model per station; calibrate the network
+model's intervals); per station every model's span forecasts → scores → pooled scores → report → register
+(champion promotion) → forecast every station."""
 
 from __future__ import annotations
 
@@ -8,24 +9,17 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger, runtime, unmapped
 
+from flows.forecast import champion_forecast
+from flows.nightly import submit_night
 from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
-from tasks.core.home import Layout, new_run_id
-from tasks.core.hours import HOURS_PER_DAY
-from tasks.core.settings import (
-    BACKTEST_SETTINGS,
-    MIN_TRAIN_DAYS,
-    OPERATOR_SETTINGS,
-    TEST_DAYS,
-    VALIDATION_DAYS,
-    Settings,
-)
-from tasks.model.features import preprocess_task
-from tasks.model.train import NETWORK_MODEL, TRAINING_LOG, TrainingConfig, model_plan, station_model, train_task
-from tasks.model.windows import windows_task
+from tasks.core.home import HomeFolders, features_files, new_run_id, station_evaluation_dir
+from tasks.core.settings import BACKTEST_SETTINGS, OPERATOR_SETTINGS, Settings
+from tasks.model.plan import plan_nights, station_model
+from tasks.model.predict import newest_span_forecast
+from tasks.model.span_forecasts import NETWORK_LSTM, STATION_LSTM, span_forecasts_task
 from tasks.operate.alerts import send_alert
-from tasks.operate.promote import register_task
-from tasks.publish.forecast import forecast_task
-from tasks.publish.run_report import PLOTS_DIR, report_task
+from tasks.operate.promote import Candidate, Challenge, register_task
+from tasks.publish.run_report import report_task
 from tasks.scoring.evaluate import evaluate_task, score_network_task
 
 
@@ -63,7 +57,7 @@ def train_pm25(
     network model (champion if it beats the current one), forecast every station."""
     settings = Settings.resolve(**{name: value for name, value in locals().items()})
     logger = get_run_logger()
-    layout = Layout(settings.home)
+    folders = HomeFolders(settings.home)
     run_id = new_run_id(runtime.flow_run.id)
     logger.info("run %s: source %s, outputs under %s", run_id, settings.source, settings.home.resolve())
 
@@ -71,38 +65,28 @@ def train_pm25(
     dataset = validated.dataset
     stations = dataset.stations
 
-    features_dirs = [layout.features(dataset.key, station, settings.max_gap_hours, settings.target_transform,
-                                     TEST_DAYS, VALIDATION_DAYS) for station in stations]
-    prepared = preprocess_task.map(dataset.path, stations, features_dirs, TEST_DAYS, VALIDATION_DAYS,
-                                   MIN_TRAIN_DAYS * HOURS_PER_DAY, settings.max_gap_hours,
-                                   settings.target_transform).result()
-    feature_paths = {station: output.features_path for station, output in zip(stations, prepared)}
-    params_paths = {station: output.params_path for station, output in zip(stations, prepared)}
-    plan_path = windows_task.submit(prepared[0].features_path, prepared[0].params_path, settings.lookback_hours,
-                                    settings.horizon_hours, features_dirs[0] / f"windows_{settings.lookback_hours}_"
-                                    f"{settings.horizon_hours}.json").result()
+    [job] = plan_nights(folders, dataset, settings.preprocessing, settings.training, [None])
+    night = submit_night(dataset.path, job, settings).result()
+    network = night.network
 
-    config = TrainingConfig.from_settings(settings)
-    plan = model_plan(layout, stations, features_dirs, plan_path.name, config)
-    trainings = train_task.map(plan.distinct, [plan.feature_paths(name, feature_paths) for name in plan.distinct],
-                               [plan.feature_paths(name, params_paths) for name in plan.distinct], plan_path,
-                               [plan.model_dirs[name] for name in plan.distinct], config).result()
-    trained = plan.by_name(trainings)
-    network = trained[NETWORK_MODEL]
-
-    run_dir = layout.run(run_id)
-    evaluations = evaluate_task.map(stations, unmapped(feature_paths), plan_path, network.model_dir,
-                                    [trained[station_model(station)].model_dir for station in stations],
-                                    settings.seed).result()
+    feature_paths = {station: features_files(folder)[0] for station, folder in job.features_dirs.items()}
+    station_dirs = [night.trained[station_model(station)].model_dir for station in stations]
+    forecasts = span_forecasts_task.map(
+        stations, unmapped(feature_paths), job.plan_path,
+        [{NETWORK_LSTM: network.model_dir, STATION_LSTM: station_dir} for station_dir in station_dirs],
+        [station_evaluation_dir(network.model_dir, station, station_dir) for station, station_dir in zip(stations, station_dirs)],
+        settings.seed)
+    evaluations = evaluate_task.map(stations, forecasts, network.model_dir, len(stations)).result()
+    run_dir = folders.run(run_id)
     evaluation = score_network_task.submit(evaluations, settings.horizon_hours, run_dir, network.model_dir).result()
-    report = report_task.submit(run_dir, layout.reports, evaluation.metrics_path, evaluation.predictions_path,
-                                network.model_dir / TRAINING_LOG, network.model_dir / PLOTS_DIR,
-                                validated.summary.docs_index, run_id, validated.summary.left_out,
+    report = report_task.submit(run_dir, folders.reports, network.model_dir, validated.summary,
                                 settings.keep_runs).result()
-    version = register_task.submit(layout.models, network.model_dir, dataset.path, evaluation.metrics_path, run_id,
-                                   dataset.key, settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS | BACKTEST_SETTINGS)),
-                                   TEST_DAYS).result()
-    forecast = forecast_task.submit(dataset.path, layout.models, layout.reports, settings.expectations_dir).result()
+    candidate = Candidate(model_dir=network.model_dir, run_id=run_id, source_sha256=dataset.key,
+                          settings=settings.model_dump(mode="json", exclude=set(OPERATOR_SETTINGS | BACKTEST_SETTINGS)),
+                          metrics_path=evaluation.metrics_path)
+    challenge = Challenge(dataset.path, settings.preprocessing.test_days, newest_span_forecast)
+    version = register_task.submit(folders.models, candidate, challenge).result()
+    forecast = champion_forecast(dataset.path, folders, settings.expectations_dir)
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),
             "dataset": str(dataset.path), "stations": stations, "left_out": validated.summary.left_out,
             "model": str(network.model_path), "model_version": version.version,

@@ -7,11 +7,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.runners import task_runner_for
-from tasks.core.home import Layout
+from tasks.core.home import HomeFolders
 from tasks.core.settings import Settings
 from tasks.data.dataset import ValidatedDataset, dataset_task
 from tasks.data.ingest import ingest_task
-from tasks.data.quarantine import megabytes
 from tasks.data.sources import fetch_with_retries, flatten, resolve_sources_task
 from tasks.data.validate import validate_task
 
@@ -24,17 +23,13 @@ TASK_RUNNER = task_runner_for(DEFAULTS)
 def validated_dataset(settings: Settings) -> ValidatedDataset:
     """Resolve, fetch, ingest and validate every source file (mapped tasks), then check and write the network's
     dataset, as tasks of the calling flow run, so its run page shows the data-quality tables."""
-    layout = Layout(settings.home)
-    entries = resolve_sources_task.submit(settings.source).result()
-    fetch = fetch_with_retries(settings.download_retries, settings.retry_delay_seconds)
-    fetched = flatten(fetch.map(entries, layout.source_cache, settings.download_timeout_seconds).result())
-    rejected_max_bytes = megabytes(settings.rejected_max_mb)
-    files = ingest_task.map(fetched, layout.raw, settings.expectations_dir, layout.data_docs, layout.rejected,
-                            rejected_max_bytes).result()
-    validate_task.map(files, settings.expectations_dir, layout.data_docs, layout.validated, layout.source_cache,
-                      layout.rejected, rejected_max_bytes).result()
-    return dataset_task.submit(files, layout.datasets, settings.expectations_dir, layout.data_docs, layout.validated,
-                               layout.source_cache, layout.rejected, rejected_max_bytes).result()
+    folders, sources = HomeFolders(settings.home), settings.sources
+    entries = resolve_sources_task.submit(sources.source).result()
+    fetch = fetch_with_retries(sources.download_retries, sources.retry_delay_seconds)
+    fetched = flatten(fetch.map(entries, folders.source_cache, sources.download_timeout_seconds).result())
+    files = ingest_task.map(fetched, folders, sources).result()
+    validate_task.map(files, folders, sources).result()
+    return dataset_task.submit(files, folders, sources).result()
 
 
 @flow(name="validate-pm25", flow_run_name="validate {source}", task_runner=TASK_RUNNER)

@@ -24,7 +24,7 @@ from pm25.serve import serve as serve_locally
 from pm25.summaries import backtest_summary, forecast_summary, run_summary, validate_summary
 from tasks.core import storage
 from tasks.core.errors import EXPECTED_ERRORS, hide_expected_tracebacks
-from tasks.core.home import Layout
+from tasks.core.home import HomeFolders
 from tasks.core.progress import show_progress
 from tasks.core.settings import OPERATOR_SETTINGS, Settings
 from tasks.operate.registry import read_registry
@@ -131,7 +131,7 @@ def backtest_text(result: dict[str, Any]) -> str:
 
 
 def list_models(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    models_dir = Layout(Settings.resolve(**overrides).home).models
+    models_dir = HomeFolders(Settings.resolve(**overrides).home).models
     registry = read_registry(models_dir)
     if arguments.json:
         print(json.dumps(registry.to_json(), indent=2))

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from tasks.core.calibration import read_day_maps
-from tasks.operate.backtest import FORECAST_COLUMNS
+from tasks.core.records import ISSUED_FORECAST_COLUMNS as FORECAST_COLUMNS
 from tasks.publish.backtest_report import TABLE_LEADS
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]

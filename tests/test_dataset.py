@@ -8,7 +8,8 @@ import zipfile
 import pytest
 
 from tasks.core.errors import DataError, SourceError
-from tasks.data.dataset import Dataset, build_dataset, read_network
+from tasks.core.records import Dataset
+from tasks.data.dataset import build_dataset, read_network
 from tasks.data.ingest import EXPECTATIONS_DIR, ingest_source
 from tasks.data.sources import fetch_source, flatten, resolve_sources
 from tasks.data.validate import validate_with_cache
@@ -151,8 +152,8 @@ def test_a_station_files_value_rule_names_file_column_and_rows(tmp_path):
     path.write_text("".join(lines[:3]) + ",".join(cells) + "".join(lines[4:]))
     [item] = ingest_all([path], tmp_path)
     with pytest.raises(DataError) as refusal:
-        validate_with_cache(item.path, item.origin, EXPECTATIONS_DIR, tmp_path / "docs", tmp_path / "validated",
-                            suite_file="multisite_raw.json")
+        validate_with_cache(item.path, item.origin, EXPECTATIONS_DIR / "multisite_raw.json", tmp_path / "docs",
+                            tmp_path / "validated")
     message = str(refusal.value)
     assert message.startswith(str(path)) and "expect_column_values_to_be_between" in message
     assert "'PM2.5'" in message and "rows [3]" in message

@@ -2,15 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.scoring.evaluate import (
-    climatology,
-    fit_climatology,
-    metrics_from_predictions,
-    persistence,
-    score,
-    scored_cells,
-    seasonal_naive,
-)
+from tasks.model.baselines import climatology, fit_climatology, persistence, seasonal_naive
+from tasks.scoring.evaluate import metrics_from_predictions, score, scored_cells
 
 
 def test_persistence_repeats_the_origin_reading():

@@ -11,7 +11,8 @@ from flows.forecast import forecast_pm25
 from pm25.cli import main
 from tasks.core.calibration import DayMeanMap, IntervalTable, write_intervals
 from tasks.core.errors import RegistryError
-from tasks.operate.registry import ModelVersion, champion
+from tasks.core.records import ModelVersion
+from tasks.operate.registry import champion
 from tasks.publish.forecast import LABEL_SIDES, champion_intervals, day_categories, label_sides, plot_forecast_map
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

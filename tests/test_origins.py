@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tasks.core.errors import DataError
-from tasks.core.settings import Settings
+from tasks.core.settings import PreprocessingSettings, Settings
 from tasks.model.features import preprocess_before
 from tasks.operate.origins import (
     BacktestPlan,
@@ -89,8 +89,9 @@ def test_a_retrain_origin_learns_from_the_readings_before_it_only(tmp_path):
     reading and every later one are absent, and there is no test span."""
     dataset = build([station_file(tmp_path, "A", hours=24 * 10)], tmp_path).dataset
     origin = pd.Timestamp("2013-03-08 02:00", tz=ZONE)
-    output = preprocess_before(dataset.path, "A", origin, tmp_path / "features", validation_days=2,
-                               min_train_hours=24, max_gap_hours=3, target_transform="identity")
+    preprocessing = PreprocessingSettings(max_gap_hours=3, target_transform="identity", lookback_hours=6,
+                                          horizon_hours=24, validation_days=2, min_train_days=1)
+    output = preprocess_before(dataset.path, "A", origin, tmp_path / "features", preprocessing)
     features = pd.read_parquet(output.features_path)
     assert features["timestamp"].iloc[-1] == origin - pd.Timedelta(hours=1)
     validation = features[features["split"] == "validation"]["timestamp"]

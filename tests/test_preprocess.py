@@ -4,7 +4,6 @@ import pytest
 
 from tasks.core.errors import DataError
 from tasks.model.features import (
-    PM25_INPUT,
     build_features,
     fill_gaps,
     fit_preprocessing,
@@ -13,6 +12,7 @@ from tasks.model.features import (
     target_inverse,
     to_hourly_grid,
 )
+from tasks.model.inputs import PM25_INPUT
 from tests.conftest import EMBASSY_INPUTS, EMBASSY_WINDS, canonical_frame, uci_frame
 
 

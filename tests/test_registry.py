@@ -10,9 +10,11 @@ import pytest
 
 from pm25.cli import main
 from tasks.core.errors import RegistryError
+from tasks.core.home import MODEL_FILE
 from tasks.core.settings import TEST_DAYS
-from tasks.model.train import MODEL_FILE, load_model
-from tasks.operate.promote import register_and_promote
+from tasks.model.predict import newest_span_forecast
+from tasks.model.train import load_model
+from tasks.operate.promote import Candidate, Challenge, register_and_promote
 from tasks.operate.registry import REGISTRY_FILE, champion, read_registry
 
 
@@ -49,8 +51,9 @@ def candidates(trained_home, tmp_path):
 
 
 def register(candidates, name: str):
-    return register_and_promote(candidates["models_dir"], candidates[name], candidates["dataset_path"],
-                                candidates["metrics_path"], f"run-{name}", "sha", {"seed": 42}, TEST_DAYS)
+    candidate = Candidate(candidates[name], f"run-{name}", "sha", {"seed": 42}, candidates["metrics_path"])
+    return register_and_promote(candidates["models_dir"], candidate,
+                                Challenge(candidates["dataset_path"], TEST_DAYS, newest_span_forecast))
 
 
 def test_better_challenger_is_promoted_and_worse_one_is_kept_as_rejected(candidates):

@@ -25,7 +25,7 @@ def real_table(real_csv, tmp_path_factory) -> pd.DataFrame:
 def check(frame: pd.DataFrame, folder: Path):
     path = folder / "table.parquet"
     frame.to_parquet(path)
-    return validate_table(path, "test.csv", EXPECTATIONS, folder / "docs")
+    return validate_table(path, "test.csv", EXPECTATIONS / SUITE_FILE, folder / "docs")
 
 
 def test_suite_is_data_with_severities():
@@ -97,6 +97,6 @@ def test_failure_raises_data_error_and_is_not_cached(real_table, tmp_path):
     path = tmp_path / "bad.parquet"
     frame.to_parquet(path)
     with pytest.raises(DataError, match="expect_column_values_to_be_in_set"):
-        validate_with_cache(path, "bad.csv", EXPECTATIONS, tmp_path / "docs", tmp_path / "verdicts")
+        validate_with_cache(path, "bad.csv", EXPECTATIONS / SUITE_FILE, tmp_path / "docs", tmp_path / "verdicts")
     assert not list((tmp_path / "verdicts").glob("*.json"))
     assert json.loads((tmp_path / "docs" / "summary.json").read_text())["passed"] is False

@@ -34,7 +34,7 @@ PIPELINE_VERSION = "5"
 
 
 @dataclass(frozen=True)
-class Layout:
+class HomeFolders:
     home: Path
 
     @property
@@ -99,3 +99,48 @@ def new_run_id(flow_run_id: str | None) -> str:
 def artifact_key(name: str) -> str:
     """Prefect artifact keys take lower-case letters, digits and dashes only."""
     return "".join(character if character.isalnum() else "-" for character in name.lower())
+
+
+# A model folder (models/<key>/): the model, what it was trained on and how, and what scored and calibrated it.
+MODEL_FILE = "model.keras"
+NETWORK_FILE = "network.json"  # the stations the model covers, and what it reads of each
+PREPROCESSING_DIR = "preprocessing"  # each station's fitted preprocessing
+WINDOWS_FILE = "windows.json"
+TRAINING_LOG = "training_log.csv"
+TRAINING_SUMMARY = "training.json"  # written last: its presence marks a complete model folder
+EVALUATION_DIR = "evaluation"
+# A run's report folder (reports/runs/<run id>/): the pooled scores and every scored forecast.
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.parquet"
+FEATURES_FILE = "features.parquet"
+PARAMS_FILE = "preprocessing.json"
+
+
+def features_files(features_dir: Path) -> tuple[Path, Path]:
+    """A station's features table and its fitted preprocessing, in its features folder."""
+    return features_dir / FEATURES_FILE, features_dir / PARAMS_FILE
+
+
+def window_plan_path(features_dir: Path, lookback: int, horizon: int) -> Path:
+    """The window plan of a look-back and a horizon, kept beside the features it plans."""
+    return features_dir / f"windows_{lookback}_{horizon}.json"
+
+
+def station_evaluation_dir(network_dir: Path, station: str, station_dir: Path) -> Path:
+    """Where a run keeps one station's span forecasts and scores: in the network model's folder, keyed by the
+    station model too, so a later run of the same models reuses them."""
+    return network_dir / EVALUATION_DIR / f"{station}-{station_dir.name}"
+
+
+def span_forecasts_path(folder: Path, span: str) -> Path:
+    """Every model's forecasts of one span (`tasks.model.span_forecasts` writes them, `tasks.scoring` reads them)."""
+    return folder / f"forecasts_{span}.parquet"
+
+
+NEXT_HOURS_DIR = "next_hours"  # in a model folder: its forecasts of the hours after each dataset's newest hour
+
+
+def next_hours_files(folder: Path) -> tuple[Path, Path]:
+    """A model's forecast of the next hours (written last) and the readings before them
+    (`tasks.model.predict` writes them, `tasks.publish.forecast` publishes them)."""
+    return folder / "forecast.parquet", folder / "history.parquet"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,11 +21,84 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEST_DAYS = 365
 VALIDATION_DAYS = 365
 MIN_TRAIN_DAYS = 365
-# Settings of the deployment's environment rather than of one run: never flow parameters.
-OPERATOR_SETTINGS = frozenset({"alert_webhook", "server_idle_seconds", "task_runner", "dask_address",
-                               "rejected_max_mb", "keep_runs"})
-# Settings of the backtest flow only (its origins and schedule): not parameters of the nightly flow.
-BACKTEST_SETTINGS = frozenset({"backtest_start", "backtest_end", "retrain_every", "forecast_at", "every"})
+
+
+Section = TypeVar("Section")
+
+
+def section_of(kind: type[Section], settings: Settings) -> Section:
+    """The fields of `kind` (a settings section) taken from `settings`; a field that is no setting keeps its default."""
+    return kind(**{field.name: getattr(settings, field.name) for field in fields(kind) if field.name in
+                   Settings.model_fields})
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where the readings come from, how they are fetched, the suites that check them and the quarantine's bound."""
+
+    source: str
+    download_retries: int
+    retry_delay_seconds: float
+    download_timeout_seconds: float
+    expectations_dir: Path
+    rejected_max_mb: float
+
+    @property
+    def rejected_max_bytes(self) -> int:
+        return int(self.rejected_max_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class PreprocessingSettings:
+    """How readings become model inputs: gap filling, the target's space, the windows, and the spans (days)."""
+
+    max_gap_hours: int
+    target_transform: str
+    lookback_hours: int
+    horizon_hours: int
+    test_days: int = TEST_DAYS
+    validation_days: int = VALIDATION_DAYS
+    min_train_days: int = MIN_TRAIN_DAYS
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How the LSTM is built and trained (each field is a setting of the same name)."""
+
+    max_epochs: int
+    patience: int
+    batch_size: int
+    lstm_layers: int
+    lstm_units: int
+    horizon_weight_power: float
+    ensemble_size: int
+    learning_rate: float
+    dropout: float
+    weight_averaging: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """A backtest's origins: the days, the nightly hour, their spacing and the retraining cadence."""
+
+    backtest_start: date | None
+    backtest_end: date | None
+    retrain_every: str
+    forecast_at: str
+    every: str
+
+
+@dataclass(frozen=True)
+class OperatingSettings:
+    """Settings of the deployment's environment rather than of one run (never flow parameters)."""
+
+    alert_webhook: str | None
+    server_idle_seconds: float
+    task_runner: str
+    dask_address: str | None
+    rejected_max_mb: float
+    keep_runs: int
 
 
 class Settings(BaseSettings):
@@ -121,7 +195,33 @@ class Settings(BaseSettings):
                 raise ValueError(f"each source must be an http(s) URL or a local path, got {entry.strip()!r}")
         return value
 
+    @property
+    def sources(self) -> SourceSettings:
+        return section_of(SourceSettings, self)
+
+    @property
+    def preprocessing(self) -> PreprocessingSettings:
+        return section_of(PreprocessingSettings, self)
+
+    @property
+    def training(self) -> TrainingSettings:
+        return section_of(TrainingSettings, self)
+
+    @property
+    def backtest(self) -> BacktestSettings:
+        return section_of(BacktestSettings, self)
+
+    @property
+    def operating(self) -> OperatingSettings:
+        return section_of(OperatingSettings, self)
+
     @classmethod
     def resolve(cls, **overrides: Any) -> Settings:
         """Settings from PM25_* variables, with the given values on top; None means "not given"."""
         return cls(**{key: value for key, value in overrides.items() if value is not None})
+
+
+# Settings of the deployment's environment rather than of one run: never flow parameters.
+OPERATOR_SETTINGS = frozenset(field.name for field in fields(OperatingSettings))
+# Settings of the backtest flow only (its origins and schedule): not parameters of the nightly flow.
+BACKTEST_SETTINGS = frozenset(field.name for field in fields(BacktestSettings))

@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,64 +16,16 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
 from tasks.core.errors import DataError
+from tasks.core.home import HomeFolders
+from tasks.core.records import DATASET_FILE, PARTITION_FILE, Dataset, NetworkSummary
+from tasks.core.settings import SourceSettings
 from tasks.core.states import finish
 from tasks.data.file_layouts import FileLayout, known_layouts
 from tasks.data.quarantine import quarantine, stored_file
 from tasks.data.sources import IngestedFile
-from tasks.data.validate import NETWORK_SUITE_FILE, NetworkSummary, validate_network, verdict_path
-
-DATASET_FILE = "dataset.json"
-PARTITION_FILE = "part-0.parquet"
+from tasks.data.validate import NETWORK_SUITE_FILE, validate_network, verdict_path
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """The canonical table of every station, partitioned by station, and what went into it."""
-
-    path: Path
-    key: str
-    stations: list[str]
-    start: str
-    end: str
-    input_columns: list[str]
-    wind_categories: list[str]
-    files: dict[str, str] = field(default_factory=dict)  # station → origin
-
-    def station_path(self, station: str) -> Path:
-        return self.path / f"station={station}" / PARTITION_FILE
-
-    def readings(self, station: str, until: pd.Timestamp | None = None) -> pd.DataFrame:
-        """A station's canonical rows, or those recorded before `until`: all that existed at that hour."""
-        frame = pd.read_parquet(self.station_path(station))
-        return frame if until is None else frame[frame["timestamp"] < until].reset_index(drop=True)
-
-    def content_key(self, stations: list[str], until: pd.Timestamp) -> str:
-        """A fingerprint of the given stations' readings before `until`: a file cut after `until`, or one with
-        more recent hours appended, has the same key there, so what was computed from it is reused."""
-        return self.content_keys(stations, [until])[0]
-
-    def content_keys(self, stations: list[str], untils: list[pd.Timestamp]) -> list[str]:
-        """`content_key` at each of `untils`, reading and hashing each station's rows once."""
-        order = sorted(stations)
-        digests = [self._digests_before(station, untils) for station in order]
-        return [storage.fingerprint("readings", order, list(at_until)) for at_until in zip(*digests)]
-
-    def _digests_before(self, station: str, untils: list[pd.Timestamp]) -> list[str]:
-        """The digest of the station's rows recorded before each of `untils` (a row's hash does not depend on the
-        rows beside it, so each digest is that of `readings(station, until)`)."""
-        frame = self.readings(station)
-        row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-        return [storage.sha256_bytes(row_hashes[(frame["timestamp"] < until).to_numpy()].tobytes()) for until in untils]
-
-    def to_json(self) -> dict:
-        return {"key": self.key, "stations": self.stations, "start": self.start, "end": self.end,
-                "input_columns": self.input_columns, "wind_categories": self.wind_categories, "files": self.files}
-
-    @classmethod
-    def load(cls, path: Path) -> Dataset:
-        return cls(path=Path(path), **storage.read_json(Path(path) / DATASET_FILE))
 
 
 def to_canonical(frame: pd.DataFrame, layout: FileLayout, station: str) -> pd.DataFrame:
@@ -196,35 +148,33 @@ def build_dataset(files: list[IngestedFile], output_root: Path, expectations_dir
     return ValidatedDataset(combine_dataset(files, summary.stations, output_root, expectations_dir), summary, cache_hit)
 
 
-def quarantine_left_out(files: list[IngestedFile], left_out: dict[str, str], expectations_dir: Path, cache_dir: Path,
-                        source_cache: Path, rejected_dir: Path, max_bytes: int) -> None:
+def quarantine_left_out(files: list[IngestedFile], left_out: dict[str, str], folders: HomeFolders,
+                        sources: SourceSettings) -> None:
     """The files of stations the network's rules left out go to the quarantine, with their table and verdict."""
-    suites = {layout.name: layout.suite for layout in known_layouts(expectations_dir)}
+    suites = {layout.name: layout.suite for layout in known_layouts(sources.expectations_dir)}
     for item in files:
         if item.station in left_out and item.path.exists():
-            verdict = verdict_path(item.path, expectations_dir, cache_dir, suites[item.layout])
-            quarantine(stored_file(source_cache, item.sha256, item.origin, item.path, verdict),
-                       f"{item.origin}: station {item.station} left out: {left_out[item.station]}", rejected_dir,
-                       max_bytes)
+            verdict = verdict_path(item.path, sources.expectations_dir / suites[item.layout], folders.validated)
+            quarantine(stored_file(folders.source_cache, item.sha256, item.origin, item.path, verdict),
+                       f"{item.origin}: station {item.station} left out: {left_out[item.station]}", folders.rejected,
+                       sources.rejected_max_bytes)
 
 
 @task(cache_policy=NO_CACHE, name="dataset", task_run_name="dataset of the source set")
-def dataset_task(files: list[IngestedFile], output_root: Path, expectations_dir: Path, docs_dir: Path,
-                 cache_dir: Path, source_cache: Path, rejected_dir: Path, rejected_max_bytes: int) -> ValidatedDataset:
+def dataset_task(files: list[IngestedFile], folders: HomeFolders, sources: SourceSettings) -> ValidatedDataset:
     """The network's dataset; the files of stations left out, or of a set refused because none is left, are
     quarantined (see tasks/data/quarantine.py)."""
     from prefect.artifacts import create_table_artifact
 
     try:
-        validated = build_dataset(files, output_root, expectations_dir, docs_dir, cache_dir)
+        validated = build_dataset(files, folders.datasets, sources.expectations_dir, folders.data_docs,
+                                  folders.validated)
     except NoStationLeft as error:
-        quarantine_left_out(files, error.left_out, expectations_dir, cache_dir, source_cache, rejected_dir,
-                            rejected_max_bytes)
-        raise DataError(f"{error}\nQuarantined under {rejected_dir} (each file and why it was refused; no run reads "
+        quarantine_left_out(files, error.left_out, folders, sources)
+        raise DataError(f"{error}\nQuarantined under {folders.rejected} (each file and why it was refused; no run reads "
                         "them)") from None
     summary = validated.summary
-    quarantine_left_out(files, summary.left_out, expectations_dir, cache_dir, source_cache, rejected_dir,
-                        rejected_max_bytes)
+    quarantine_left_out(files, summary.left_out, folders, sources)
     rows = [{"station": station, "file": validated.dataset.files[station], "verdict": "kept",
              "warnings": "; ".join(summary.warnings.get(station, []))} for station in summary.stations]
     rows += [{"station": station, "file": next(item.origin for item in files if item.station == station),

@@ -15,8 +15,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
 from tasks.core.errors import DataError
+from tasks.core.home import HomeFolders
 from tasks.core.hours import TIMEZONE
-from tasks.core.settings import PROJECT_ROOT
+from tasks.core.settings import PROJECT_ROOT, SourceSettings
 from tasks.core.states import finish
 from tasks.data.file_layouts import CALENDAR_COLUMNS, FileLayout, closest_layout, recognise_layout
 from tasks.data.quarantine import refused, stored_file
@@ -196,12 +197,11 @@ def ingest_source(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path,
 
 
 @task(cache_policy=NO_CACHE, name="ingest", task_run_name="ingest {fetched.file_name}")
-def ingest_task(fetched: FetchedSource, raw_dir: Path, expectations_dir: Path, docs_dir: Path, rejected_dir: Path,
-                rejected_max_bytes: int) -> IngestedFile:
+def ingest_task(fetched: FetchedSource, folders: HomeFolders, sources: SourceSettings) -> IngestedFile:
     """A refused file is quarantined (see tasks/data/quarantine.py)."""
     try:
-        ingested = ingest_source(fetched, raw_dir, expectations_dir, docs_dir)
+        ingested = ingest_source(fetched, folders.raw, sources.expectations_dir, folders.data_docs)
     except DataError as error:
-        raise refused(error, stored_file(fetched.path.parent, fetched.sha256, fetched.origin), rejected_dir,
-                      rejected_max_bytes) from None
+        raise refused(error, stored_file(fetched.path.parent, fetched.sha256, fetched.origin), folders.rejected,
+                      sources.rejected_max_bytes) from None
     return finish(ingested, ingested.cache_hit, "ingest")

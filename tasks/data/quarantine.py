@@ -98,7 +98,3 @@ def refused(error: DataError, stored: StoredFile, rejected_dir: Path, max_bytes:
     folder = quarantine(stored, str(error), rejected_dir, max_bytes)
     return DataError(f"{error}\nQuarantined: {folder} (the file and why it was refused; no run reads it)")
 
-
-def megabytes(value: float) -> int:
-    return int(value * 1024 * 1024)
-

@@ -15,7 +15,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
 from tasks.core.errors import DataError
-from tasks.core.home import artifact_key
+from tasks.core.home import HomeFolders, artifact_key
+from tasks.core.records import NetworkSummary
+from tasks.core.settings import SourceSettings
 from tasks.data.file_layouts import known_layouts
 from tasks.data.quarantine import refused, stored_file
 from tasks.data.sources import IngestedFile
@@ -164,11 +166,10 @@ def run_checkpoints(frames: dict[str, pd.DataFrame], suite_config: dict[str, Any
     return outcomes
 
 
-def validate_table(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path,
-                   suite_file: str = SUITE_FILE) -> ValidationSummary:
-    """Run the suite over the ingested Parquet table and summarise critical failures and warnings."""
+def validate_table(data_path: Path, source: str, suite_path: Path, docs_dir: Path) -> ValidationSummary:
+    """Run the suite in `suite_path` over the ingested Parquet table and summarise critical failures and warnings."""
     frame = pd.read_parquet(data_path)
-    outcomes = run_checkpoint(frame, load_suite_config(expectations_dir, suite_file), docs_dir)
+    outcomes = run_checkpoint(frame, storage.read_json(suite_path), docs_dir)
     failed = [outcome for outcome in outcomes if not outcome.success]
     critical = [outcome for outcome in failed if outcome.severity == "critical"]
     return ValidationSummary(
@@ -194,25 +195,24 @@ def report_structure_failure(text_table: pd.DataFrame, source: str, expectations
     return summary.docs_index
 
 
-def verdict_path(data_path: Path, expectations_dir: Path, cache_dir: Path, suite_file: str = SUITE_FILE) -> Path:
+def verdict_path(data_path: Path, suite_path: Path, cache_dir: Path) -> Path:
     """Where a passing verdict of this table against this suite is kept (keyed by both contents)."""
-    suite_sha = storage.sha256_file(expectations_dir / suite_file)
+    suite_sha = storage.sha256_file(suite_path)
     return cache_dir / f"{storage.fingerprint(storage.sha256_file(data_path), suite_sha)}.json"
 
 
-def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, docs_dir: Path, cache_dir: Path,
-                        on_summary: Callable[[ValidationSummary], None] | None = None,
-                        suite_file: str = SUITE_FILE) -> ValidationSummary:
+def validate_with_cache(data_path: Path, source: str, suite_path: Path, docs_dir: Path, cache_dir: Path,
+                        on_summary: Callable[[ValidationSummary], None] | None = None) -> ValidationSummary:
     """Validate, reusing a passing verdict for the same table bytes and suite; raise DataError on failure.
 
     `on_summary` sees the summary before a failure is raised (the Prefect task publishes it as an artifact).
     """
-    cached = verdict_path(data_path, expectations_dir, cache_dir, suite_file)
+    cached = verdict_path(data_path, suite_path, cache_dir)
     if cached.exists() and (docs_dir / "index.html").exists():
         summary = ValidationSummary.from_json(storage.read_json(cached))
         log.info("validation cache hit: %s already passed this suite (%s)", data_path.name, cached.name)
     else:
-        summary = validate_table(data_path, source, expectations_dir, docs_dir, suite_file)
+        summary = validate_table(data_path, source, suite_path, docs_dir)
         storage.write_json(docs_dir / "summary.json", summary.to_json())
         if summary.passed:
             storage.write_json(cached, summary.to_json())
@@ -224,20 +224,6 @@ def validate_with_cache(data_path: Path, source: str, expectations_dir: Path, do
         raise DataError(summary.error_message())
     log.info("data passed %d data-quality rules; Data Docs at %s", summary.evaluated, summary.docs_index)
     return summary
-
-
-@dataclass(frozen=True)
-class NetworkSummary:
-    """The network suite's verdict per station: the stations kept, and those left out with the rule that failed."""
-
-    stations: list[str]
-    left_out: dict[str, str]
-    warnings: dict[str, list[str]]
-    evaluated: int
-    docs_index: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def validate_network(tables: dict[str, pd.DataFrame], expectations_dir: Path, docs_dir: Path) -> NetworkSummary:
@@ -289,8 +275,7 @@ def file_docs_dir(docs_dir: Path, station: str, sha256: str) -> Path:
 
 
 @task(cache_policy=NO_CACHE, name="validate", task_run_name="validate {ingested.station} ({ingested.sha256:.12})")
-def validate_task(ingested: IngestedFile, expectations_dir: Path, docs_dir: Path, cache_dir: Path, source_cache: Path,
-                  rejected_dir: Path, rejected_max_bytes: int) -> ValidationSummary:
+def validate_task(ingested: IngestedFile, folders: HomeFolders, sources: SourceSettings) -> ValidationSummary:
     """One source file against its layout's suite; its Data Docs go to `file_docs_dir`. A refused file is
     quarantined (see tasks/data/quarantine.py)."""
     from prefect.artifacts import create_table_artifact
@@ -303,11 +288,11 @@ def validate_task(ingested: IngestedFile, expectations_dir: Path, docs_dir: Path
                         f"{len(summary.warnings)} warning(s). Data Docs: {summary.docs_index}",
         )
 
-    suite = next(layout.suite for layout in known_layouts(expectations_dir) if layout.name == ingested.layout)
+    suite = next(layout.suite for layout in known_layouts(sources.expectations_dir) if layout.name == ingested.layout)
     try:
-        return validate_with_cache(ingested.path, ingested.origin, expectations_dir,
-                                   file_docs_dir(docs_dir, ingested.station, ingested.sha256), cache_dir,
-                                   on_summary=publish, suite_file=suite)
+        return validate_with_cache(ingested.path, ingested.origin, sources.expectations_dir / suite,
+                                   file_docs_dir(folders.data_docs, ingested.station, ingested.sha256),
+                                   folders.validated, on_summary=publish)
     except DataError as error:
-        raise refused(error, stored_file(source_cache, ingested.sha256, ingested.origin, ingested.path), rejected_dir,
-                      rejected_max_bytes) from None
+        raise refused(error, stored_file(folders.source_cache, ingested.sha256, ingested.origin, ingested.path),
+                      folders.rejected, sources.rejected_max_bytes) from None

@@ -7,7 +7,7 @@ model), so a forecast can be reproduced without pickles and test statistics neve
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,21 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
 from tasks.core.errors import DataError
+from tasks.core.home import features_files
 from tasks.core.hours import HOURS_PER_DAY
+from tasks.core.records import Dataset
+from tasks.core.settings import PreprocessingSettings
 from tasks.core.states import finish
-from tasks.data.dataset import Dataset
+from tasks.model.inputs import (
+    PM25_INPUT,
+    PM25_LOG,
+    PM25_OBSERVED,
+    SPLITS,
+    TARGET_COLUMN,
+    WIND_COLUMN,
+    PreprocessingParams,
+)
 
-TARGET_COLUMN = "pm25"
-WIND_COLUMN = "wind_dir"
-PM25_INPUT = "pm25_z"
-PM25_OBSERVED = "pm25_observed"
-PM25_LOG = "pm25_log"
 # Derived inputs, each read from the past only: the last hour's PM2.5 change, PM2.5 on a log scale (its
 # spikes compressed), trailing PM2.5 means, and the recent change of wind run, dew point and pressure
 # (dry northerly air arriving is what clears Beijing's haze).
@@ -34,7 +40,6 @@ PM25_LOG = "pm25_log"
 CHANGE_FEATURES = {"pm25_change_1h": (PM25_INPUT, 1), "wind_run_change_1h": ("wind_run", 1),
                    "dewp_change_3h": ("dewp", 3), "pres_change_3h": ("pres", 3)}
 MEAN_FEATURES = {"pm25_mean_24h": 24, "pm25_mean_72h": 72}
-SPLITS = ("train", "validation", "test")
 
 log = logging.getLogger(__name__)
 
@@ -46,32 +51,6 @@ class SplitBounds:
     validation_start: int
     test_start: int
     end: int
-
-
-@dataclass(frozen=True)
-class PreprocessingParams:
-    """Everything fitted on the training span; JSON-serialisable so a forecast can be rebuilt from it."""
-
-    max_gap_hours: int
-    input_columns: list[str]  # canonical weather (and pollutant) columns, in the dataset's order
-    wind_categories: list[str]
-    fill_values: dict[str, float]
-    wind_fill: str
-    scale_mean: dict[str, float]
-    scale_std: dict[str, float]
-    target_transform: str
-    target_mean: float
-    target_std: float
-    feature_columns: list[str]
-    log_mean: float | None = None  # of log1p(PM2.5) on the training span; absent in models without PM25_LOG
-    log_std: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, payload: dict[str, Any]) -> PreprocessingParams:
-        return cls(**payload)
 
 
 @dataclass(frozen=True)
@@ -219,49 +198,40 @@ def station_grid(dataset: Dataset, station: str) -> pd.DataFrame:
     return to_hourly_grid(pd.read_parquet(dataset.station_path(station)), dataset.input_columns, dataset.start, dataset.end)
 
 
-def preprocess(
-    dataset_path: Path,
-    station: str,
-    output_dir: Path,
-    *,
-    test_days: int,
-    validation_days: int,
-    min_train_hours: int,
-    max_gap_hours: int,
-    target_transform: str,
-) -> PreprocessOutput:
+def preprocess(dataset_path: Path, station: str, output_dir: Path, preprocessing: PreprocessingSettings) -> PreprocessOutput:
     """Turn one station of the validated dataset into `features.parquet` and `preprocessing.json` in `output_dir`."""
-    features_path, params_path = output_dir / "features.parquet", output_dir / "preprocessing.json"
+    features_path, params_path = features_files(output_dir)
     if features_path.exists() and params_path.exists():
         log.info("preprocess cache hit: %s", output_dir)
         return PreprocessOutput(features_path, params_path, cache_hit=True)
     dataset = Dataset.load(dataset_path)
     grid = station_grid(dataset, station)
-    bounds = split_bounds(len(grid), test_days, validation_days, min_train_hours)
-    return write_features(grid, bounds, dataset, station, output_dir, max_gap_hours, target_transform)
+    bounds = split_bounds(len(grid), preprocessing.test_days, preprocessing.validation_days,
+                          preprocessing.min_train_days * HOURS_PER_DAY)
+    return write_features(grid, bounds, dataset, station, output_dir, preprocessing)
 
 
-def preprocess_before(dataset_path: Path, station: str, origin: pd.Timestamp, output_dir: Path, *, validation_days: int,
-                      min_train_hours: int, max_gap_hours: int, target_transform: str) -> PreprocessOutput:
-    """Features of the readings recorded before `origin` only: the `validation_days` before it are the validation
+def preprocess_before(dataset_path: Path, station: str, origin: pd.Timestamp, output_dir: Path,
+                      preprocessing: PreprocessingSettings) -> PreprocessOutput:
+    """Features of the readings recorded before `origin` only: the validation days before it are the validation
     span, the hours before those the training span, and there is no test span (the backtest's retraining)."""
-    features_path, params_path = output_dir / "features.parquet", output_dir / "preprocessing.json"
+    features_path, params_path = features_files(output_dir)
     if features_path.exists() and params_path.exists():
         log.info("preprocess cache hit: %s", output_dir)
         return PreprocessOutput(features_path, params_path, cache_hit=True)
     dataset = Dataset.load(dataset_path)
     grid = to_hourly_grid(dataset.readings(station, origin), dataset.input_columns, dataset.start,
                           origin - pd.Timedelta(hours=1))
-    bounds = split_bounds(len(grid), 0, validation_days, min_train_hours)
-    return write_features(grid, bounds, dataset, station, output_dir, max_gap_hours, target_transform)
+    bounds = split_bounds(len(grid), 0, preprocessing.validation_days, preprocessing.min_train_days * HOURS_PER_DAY)
+    return write_features(grid, bounds, dataset, station, output_dir, preprocessing)
 
 
 def write_features(grid: pd.DataFrame, bounds: SplitBounds, dataset: Dataset, station: str, output_dir: Path,
-                   max_gap_hours: int, target_transform: str) -> PreprocessOutput:
+                   preprocessing: PreprocessingSettings) -> PreprocessOutput:
     """Fit the preprocessing on the training span of `grid`, build every hour's features, label the spans, write."""
-    features_path, params_path = output_dir / "features.parquet", output_dir / "preprocessing.json"
-    params = fit_preprocessing(grid.iloc[: bounds.validation_start], max_gap_hours, target_transform,
-                               dataset.input_columns, dataset.wind_categories, station)
+    features_path, params_path = features_files(output_dir)
+    params = fit_preprocessing(grid.iloc[: bounds.validation_start], preprocessing.max_gap_hours,
+                               preprocessing.target_transform, dataset.input_columns, dataset.wind_categories, station)
     spans = {"validation": grid.iloc[bounds.validation_start : bounds.test_start], "test": grid.iloc[bounds.test_start :]}
     for name, span in spans.items():
         if len(span) and span[TARGET_COLUMN].notna().sum() == 0:
@@ -291,14 +261,11 @@ def split_summary(features: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def load_params(params_path: Path) -> PreprocessingParams:
-    payload = storage.read_json(params_path)
-    return PreprocessingParams.from_json({key: payload[key] for key in PreprocessingParams.__dataclass_fields__})
-
-
 @task(cache_policy=NO_CACHE, name="preprocess", task_run_name="preprocess {station}")
-def preprocess_task(dataset_path: Path, station: str, output_dir: Path, test_days: int, validation_days: int,
-                    min_train_hours: int, max_gap_hours: int, target_transform: str) -> PreprocessOutput:
-    output = preprocess(dataset_path, station, output_dir, test_days=test_days, validation_days=validation_days,
-                        min_train_hours=min_train_hours, max_gap_hours=max_gap_hours, target_transform=target_transform)
+def preprocess_task(dataset_path: Path, station: str, output_dir: Path, preprocessing: PreprocessingSettings,
+                    as_of: str | None = None) -> PreprocessOutput:
+    """The station's features with a test span (the nightly flow), or, `as_of` a time, of the readings recorded
+    before it only (a backtest's retrain origin)."""
+    output = (preprocess(dataset_path, station, output_dir, preprocessing) if as_of is None else
+              preprocess_before(dataset_path, station, pd.Timestamp(as_of), output_dir, preprocessing))
     return finish(output, output.cache_hit, "preprocess")

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 
 from tasks.core import storage
-from tasks.model.features import PM25_INPUT, PreprocessingParams, load_params
+from tasks.core.home import NETWORK_FILE, PREPROCESSING_DIR
+from tasks.model.inputs import PM25_INPUT, PreprocessingParams, load_params
 from tasks.model.windows import WindowPlan, WindowSet, make_window_set, stack_window_sets
 
-NETWORK_FILE = "network.json"
-PREPROCESSING_DIR = "preprocessing"
 # What a station reads of every station of the network, at each hour of its look-back, where the stations'
 # features have it: PM2.5 and its last change, the 3-hour changes of dew point and pressure and the wind
 # speed (chosen on the validation span; see docs/network.md).

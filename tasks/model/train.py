@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +23,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
-from tasks.core.home import Layout
+from tasks.core.home import MODEL_FILE, TRAINING_LOG, TRAINING_SUMMARY, WINDOWS_FILE
 from tasks.core.progress import PROGRESS
-from tasks.core.settings import Settings
+from tasks.core.settings import TrainingSettings
 from tasks.core.states import finish
 from tasks.model.network_inputs import NetworkSpec, save_network, stacked_span
 from tasks.model.windows import WindowPlan, WindowSet
 
-MODEL_FILE = "model.keras"
-TRAINING_LOG = "training_log.csv"
-TRAINING_SUMMARY = "training.json"
-WINDOWS_FILE = "windows.json"
 # Keras seeds and TensorFlow's thread pools belong to the process: two trainings at once in one process (the
 # thread task runner) would draw from each other's random streams, so a process trains one model at a time. Keras
 # draws the seed of every layer it builds, loading a saved model too, from one stream (see `keras_seed_stream`): a load
@@ -46,26 +42,6 @@ STEPS_PER_EXECUTION = 32
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    max_epochs: int
-    patience: int
-    batch_size: int
-    lstm_layers: int
-    lstm_units: int
-    horizon_weight_power: float
-    ensemble_size: int
-    learning_rate: float
-    dropout: float
-    weight_averaging: float
-    seed: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TrainingConfig:
-        """The training fields of a run's settings (each field here is a setting of the same name)."""
-        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -303,7 +279,7 @@ def train_model(
     params_paths: dict[str, Path],
     plan_path: Path,
     model_dir: Path,
-    config: TrainingConfig,
+    config: TrainingSettings,
     on_epoch: EpochCallback | None = None,
 ) -> TrainedModel:
     """Fit on the train span of every station given, stop early on their validation span (restoring the best
@@ -333,7 +309,7 @@ def train_model(
 
 
 def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, params_paths: dict[str, Path],
-                  plan_path: Path, model_dir: Path, config: TrainingConfig, on_epoch: EpochCallback | None) -> TrainedModel:
+                  plan_path: Path, model_dir: Path, config: TrainingSettings, on_epoch: EpochCallback | None) -> TrainedModel:
     import keras
 
     _, lookback, n_features = train.inputs.shape
@@ -388,43 +364,6 @@ def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]
     return lambda inputs: model.predict(np.ascontiguousarray(inputs), batch_size=1024, verbose=0) * scale
 
 
-NETWORK_MODEL = "network"
-
-
-def station_model(station: str) -> str:
-    return f"station {station}"
-
-
-@dataclass(frozen=True)
-class ModelPlan:
-    """The distinct models a run trains: the network's and one per station, each by name with its folder and
-    stations. With one station the two are the same model (same features and settings, same folder)."""
-
-    model_dirs: dict[str, Path]
-    stations: dict[str, list[str]]
-
-    @property
-    def distinct(self) -> list[str]:
-        """One name per model folder: the models to train."""
-        return list({model_dir: name for name, model_dir in reversed(self.model_dirs.items())}.values())[::-1]
-
-    def feature_paths(self, name: str, paths: dict[str, Path]) -> dict[str, Path]:
-        return {station: paths[station] for station in self.stations[name]}
-
-    def by_name(self, trained: list[TrainedModel]) -> dict[str, TrainedModel]:
-        """Every model's training result, from the results of the `distinct` trainings."""
-        by_dir = {model.model_dir: model for model in trained}
-        return {name: by_dir[model_dir] for name, model_dir in self.model_dirs.items()}
-
-
-def model_plan(layout: Layout, stations: list[str], features_dirs: list[Path], plan_name: str,
-               config: TrainingConfig) -> ModelPlan:
-    """Which models to train and where: the network model over every station, and each station's own."""
-    wanted = {NETWORK_MODEL: (stations, features_dirs),
-              **{station_model(station): ([station], [folder]) for station, folder in zip(stations, features_dirs)}}
-    return ModelPlan({name: layout.model(folders, plan_name, config) for name, (_, folders) in wanted.items()},
-                     {name: members for name, (members, _) in wanted.items()})
-
 
 def _train_run_name() -> str:
     from prefect import runtime
@@ -435,7 +374,7 @@ def _train_run_name() -> str:
 
 @task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name)
 def train_task(name: str, feature_paths: dict[str, Path], params_paths: dict[str, Path], plan_path: Path,
-               model_dir: Path, config: TrainingConfig) -> TrainedModel:
+               model_dir: Path, config: TrainingSettings) -> TrainedModel:
     """`name` says which model this is (the network's, or one station's) in the UI."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 

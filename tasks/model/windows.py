@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
 from tasks.core.errors import DataError
-from tasks.model.features import PM25_INPUT, SPLITS
+from tasks.model.inputs import PM25_INPUT, SPLITS
 
 
 @dataclass(frozen=True)

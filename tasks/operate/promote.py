@@ -9,6 +9,7 @@ challenger is promoted only with a strictly lower score.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +21,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
+from tasks.core.home import MODEL_FILE, NETWORK_FILE
 from tasks.core.hours import HOURS_PER_DAY, REPORTED_HORIZONS
-from tasks.data.dataset import Dataset
-from tasks.model.network_inputs import NETWORK_FILE
-from tasks.model.train import MODEL_FILE
-from tasks.operate.registry import ModelVersion, code_version, read_registry, registry_lock, write_registry
-from tasks.publish.forecast import load_saved_model, model_features, span_forecast
+from tasks.core.records import Dataset, ModelVersion
+from tasks.operate.registry import code_version, read_registry, registry_lock, write_registry
 
+# Per station: origin rows, observed targets, forecasts (µg/m³) and whether each origin's reading was observed.
+SpanForecast = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 # A station whose score the challenger worsens by more than this share is named in the decision.
 WORSE_BY = 0.05
 
@@ -49,18 +50,35 @@ def mean_rmse(errors: list[np.ndarray], cells: list[np.ndarray]) -> float:
     return float(np.mean([np.sqrt(np.mean(error[mask[:, h], h] ** 2)) for h in range(error.shape[1])]))
 
 
-def score_on_newest_span(dataset_path: Path, model_dirs: list[Path], span_days: int,
-                         through: pd.Timestamp | None = None) -> SpanScores:
-    """Score each model on the last `span_days` of the data (or of the hours up to `through`, reading nothing
-    after it) at every station they share, on the cells every model can be judged on: pooled over the stations,
-    and per station."""
-    dataset = Dataset.load(dataset_path)
-    results = {}
-    for model_dir in model_dirs:
-        model = load_saved_model(model_dir)
-        features = model_features(dataset, model, through)
-        hours = len(next(iter(features.values())))
-        results[model_dir.name] = span_forecast(features, model, hours - span_days * HOURS_PER_DAY)
+@dataclass(frozen=True)
+class Challenge:
+    """How a challenger meets the champion: each model's forecasts of the newest `span_days` of the data (or of
+    the hours up to `through`, reading nothing after it), made by `forecast` (a model's span forecast, by the data,
+    its folder, the days and `through`: `tasks.model.predict.newest_span_forecast`, which the flows hand in)."""
+
+    dataset_path: Path
+    span_days: int
+    forecast: Callable[[Path, Path, int, pd.Timestamp | None], SpanForecast]
+    through: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trained model put up for registration: its folder, the run that made it and what that run measured."""
+
+    model_dir: Path
+    run_id: str
+    source_sha256: str
+    settings: dict[str, Any]
+    metrics_path: Path
+
+
+def score_on_newest_span(model_dirs: list[Path], challenge: Challenge) -> SpanScores:
+    """Score each model on the challenge's span at every station they share, on the cells every model can be judged
+    on: pooled over the stations, and per station."""
+    dataset = Dataset.load(challenge.dataset_path)
+    results = {model_dir.name: challenge.forecast(challenge.dataset_path, model_dir, challenge.span_days,
+                                                  challenge.through) for model_dir in model_dirs}
     stations = sorted(set.intersection(*(set(result) for result in results.values())))
     horizon = min(forecast.shape[1] for result in results.values() for _, _, forecast, _ in result.values())
     errors = {name: [] for name in results}
@@ -76,9 +94,11 @@ def score_on_newest_span(dataset_path: Path, model_dirs: list[Path], span_days: 
         cells.append(mask)
         for name, (_, observed, forecast, _) in aligned.items():
             errors[name].append(forecast[:, :horizon] - observed[:, :horizon])
+    through = challenge.through
     stamps = pd.date_range(dataset.start, dataset.end if through is None else through, freq="h")
+    span_hours = challenge.span_days * HOURS_PER_DAY
     return SpanScores(
-        span_start=stamps[-span_days * HOURS_PER_DAY].isoformat(), span_end=stamps[-1].isoformat(),
+        span_start=stamps[-span_hours].isoformat(), span_end=stamps[-1].isoformat(),
         cells=int(sum(mask.sum() for mask in cells)),
         mean_rmse={name: mean_rmse(values, cells) for name, values in errors.items()},
         station_rmse={name: {station: mean_rmse([error], [mask]) for station, error, mask in zip(stations, values, cells)}
@@ -108,12 +128,12 @@ def decide(scores: SpanScores, challenger: str, champion_dir: str, champion_vers
                               "champion_by_station": scores.station_rmse[champion_dir], "worse_stations": worse}
 
 
-def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, metrics_path: Path, run_id: str,
-                         source_sha256: str, settings: dict[str, Any], span_days: int) -> ModelVersion:
-    """Add `model_dir` to the registry (once per model) and promote it if it beats the champion.
+def register_and_promote(models_dir: Path, candidate: Candidate, challenge: Challenge) -> ModelVersion:
+    """Add the candidate's model to the registry (once per model) and promote it if it beats the champion.
 
     Runs under the registry lock; the new registry, champion field included, lands in one atomic rename.
     """
+    model_dir = candidate.model_dir
     with registry_lock(models_dir):
         registry = read_registry(models_dir)
         known = registry.find_model(model_dir.name)
@@ -123,7 +143,7 @@ def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, 
         current = registry.get(registry.champion) if registry.champion is not None else None
         outdated = current is not None and not (models_dir / current.model_dir / NETWORK_FILE).exists()
         contenders = [model_dir] + ([models_dir / current.model_dir] if current and not outdated else [])
-        scores = score_on_newest_span(dataset_path, contenders, span_days)
+        scores = score_on_newest_span(contenders, challenge)
         challenge = {
             "span_start": scores.span_start, "span_end": scores.span_end, "cells": scores.cells,
             "score": "mean over horizons of RMSE (µg/m³) on the newest span's observed hours, pooled over the stations",
@@ -139,16 +159,16 @@ def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, 
         else:
             promoted, reason, details = decide(scores, model_dir.name, current.model_dir, current.version)
             challenge.update(details)
-        metrics = storage.read_json(metrics_path)
+        metrics = storage.read_json(candidate.metrics_path)
         entry = ModelVersion(
             version=registry.next_version(),
             model_dir=model_dir.name,
             model_sha256=storage.sha256_file(model_dir / MODEL_FILE),
             registered_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            run_id=run_id,
-            source_sha256=source_sha256,
+            run_id=candidate.run_id,
+            source_sha256=candidate.source_sha256,
             code_version=code_version(),
-            settings=settings,
+            settings=candidate.settings,
             stations=list(metrics["stations"]),
             test_rmse={key: round(value["rmse"], 3) for key, value in metrics["models"]["lstm"].items()
                        if key in {f"h{h}" for h in REPORTED_HORIZONS}},
@@ -162,8 +182,6 @@ def register_and_promote(models_dir: Path, model_dir: Path, dataset_path: Path, 
     return entry
 
 
-@task(cache_policy=NO_CACHE, name="register", task_run_name="register and promote {model_dir.name}")
-def register_task(models_dir: Path, model_dir: Path, dataset_path: Path, metrics_path: Path, run_id: str,
-                  source_sha256: str, settings: dict[str, Any], span_days: int) -> ModelVersion:
-    return register_and_promote(models_dir, model_dir, dataset_path, metrics_path, run_id, source_sha256, settings,
-                                span_days)
+@task(cache_policy=NO_CACHE, name="register", task_run_name="register and promote {candidate.model_dir.name}")
+def register_task(models_dir: Path, candidate: Candidate, challenge: Challenge) -> ModelVersion:
+    return register_and_promote(models_dir, candidate, challenge)

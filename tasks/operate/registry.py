@@ -16,32 +16,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
 from tasks.core import storage
 from tasks.core.errors import RegistryError
+from tasks.core.records import ModelVersion
 from tasks.core.settings import PROJECT_ROOT
 
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = ".registry.lock"
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered model: where it lives, what made it, how it scored, and the promotion decision."""
-
-    version: int
-    model_dir: str  # folder name under models/
-    model_sha256: str
-    registered_at: str
-    run_id: str
-    source_sha256: str
-    code_version: str
-    settings: dict[str, Any]
-    test_rmse: dict[str, float]  # the run's own test span, pooled over the stations, by reported horizon
-    challenge: dict[str, Any]  # the champion comparison that decided promotion
-    stations: list[str] = field(default_factory=list)  # empty in versions registered before the network
-    # Station → "lower" / "upper" offsets per horizon, in versions registered before the model folder kept its
-    # interval tables (tasks.scoring.intervals); empty since.
-    interval_offsets: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,3 +89,8 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return version
     return f"{version}+g{commit}{'.dirty' if dirty else ''}"
+
+
+@task(cache_policy=NO_CACHE, name="champion", task_run_name="find the champion")
+def champion_task(models_dir: Path) -> ModelVersion:
+    return champion(models_dir)

@@ -4,21 +4,19 @@ published as reports/backtest/latest, and shown on the flow run's page as artifa
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
-from tasks.operate.backtest import Decision
-from tasks.publish.run_report import image_data_uri, markdown_table, publish_latest, pyplot
-from tasks.scoring.verify import scored_cells, verification
+from tasks.core.records import verified_cells
+from tasks.publish.rendering import image_data_uri, markdown_table, pyplot
+from tasks.publish.run_report import publish_latest
 
-VERIFICATION_FILE = "verification.json"
 REPORT_FILE = "report.md"
 FIGURES = {"skill.png": "Skill against persistence by lead hour", "monthly_rmse.png": "Monthly RMSE",
            "reliability.png": "Reliability of the 80 % intervals", "worst_week.png": "The worst week"}
@@ -52,7 +50,7 @@ def plot_skill(result: dict[str, Any], path: Path) -> Path:
 def plot_monthly_rmse(frame: pd.DataFrame, path: Path) -> Path:
     """RMSE of the model and persistence per month of the origin, over every lead hour."""
     plt = pyplot()
-    cells = scored_cells(frame)
+    cells = verified_cells(frame)
     months = cells["origin"].dt.strftime("%Y-%m")
     figure, axis = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
     for column, label in (("forecast", "lstm"), ("persistence", "persistence")):
@@ -89,7 +87,7 @@ def plot_reliability(result: dict[str, Any], path: Path) -> Path:
 def worst_week(frame: pd.DataFrame) -> tuple[str, pd.Timestamp]:
     """The station and the first day of the 7 days of origins with the largest summed squared error of the model."""
     worst: tuple[float, str, pd.Timestamp] | None = None
-    for station, cells in scored_cells(frame).groupby("station"):
+    for station, cells in verified_cells(frame).groupby("station"):
         daily = ((cells["forecast"] - cells["observed"]) ** 2).groupby(cells["origin"].dt.floor("D")).sum()
         weekly = daily.rolling("7D").sum()
         if worst is None or weekly.max() > worst[0]:
@@ -191,35 +189,31 @@ def report_markdown(result: dict[str, Any], name: str, image_link=lambda file: f
     ])
 
 
-def write_backtest_report(forecasts_path: Path, decisions: list[Decision], backtest_dir: Path,
-                          backtests_dir: Path) -> BacktestReport:
-    """verification.json, the figures and report.md beside forecasts.parquet; then reports/backtest/latest."""
+def write_backtest_report(forecasts_path: Path, verification_path: Path, backtests_dir: Path) -> BacktestReport:
+    """The figures and report.md beside forecasts.parquet and verification.json; then reports/backtest/latest."""
+    backtest_dir = verification_path.parent
     frame = pd.read_parquet(forecasts_path)
-    result = verification(frame, [asdict(decision) for decision in decisions])
-    verification_path = storage.write_json(backtest_dir / VERIFICATION_FILE, result)
+    result = storage.read_json(verification_path)
     plot_skill(result, backtest_dir / "skill.png")
     plot_monthly_rmse(frame, backtest_dir / "monthly_rmse.png")
     plot_reliability(result, backtest_dir / "reliability.png")
     plot_worst_week(frame, backtest_dir / "worst_week.png")
     report_path = storage.write_text(backtest_dir / REPORT_FILE, report_markdown(result, backtest_dir.name))
     latest = publish_latest(backtest_dir, backtests_dir)
-    skill = [row["skill"] for row in result["by_lead"]]
-    log.info("backtest verified: RMSE at lead 1 / 24 h %.2f / %.2f, skill %.3f … %.3f; report %s",
-             result["by_lead"][0]["rmse"] or np.nan, result["by_lead"][-1]["rmse"] or np.nan,
-             min(value for value in skill if value is not None), max(value for value in skill if value is not None),
-             report_path)
+    log.info("backtest report %s", report_path)
     return BacktestReport(backtest_dir, latest, forecasts_path, verification_path, report_path)
 
 
-@task(cache_policy=NO_CACHE, name="verify-backtest", task_run_name="verify the backtest's forecasts")
-def verify_task(forecasts_path: Path, decisions: list[Decision], backtest_dir: Path, backtests_dir: Path) -> BacktestReport:
+@task(cache_policy=NO_CACHE, name="backtest-report", task_run_name="report the backtest's verification")
+def backtest_report_task(forecasts_path: Path, verification_path: Path, backtests_dir: Path) -> BacktestReport:
     """Write the report, and show the verification table and the report (figures inline) on the run's page."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    report = write_backtest_report(forecasts_path, decisions, backtest_dir, backtests_dir)
-    result = storage.read_json(report.verification_path)
+    report = write_backtest_report(forecasts_path, verification_path, backtests_dir)
+    result = storage.read_json(verification_path)
+    name = report.backtest_dir.name
     create_table_artifact(lead_rows(result), key="backtest-verification",
-                          description=f"Backtest {backtest_dir.name}: verification by lead hour (µg/m³)")
-    create_markdown_artifact(report_markdown(result, backtest_dir.name, lambda file: image_data_uri(backtest_dir / file)),
-                             key="backtest-report", description=f"Backtest {backtest_dir.name}: verification report")
+                          description=f"Backtest {name}: verification by lead hour (µg/m³)")
+    create_markdown_artifact(report_markdown(result, name, lambda file: image_data_uri(report.backtest_dir / file)),
+                             key="backtest-report", description=f"Backtest {name}: verification report")
     return report

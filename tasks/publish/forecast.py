@@ -9,7 +9,6 @@ when it was trained.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,19 +31,15 @@ from tasks.core.calibration import (
     tables_key,
 )
 from tasks.core.errors import RegistryError
+from tasks.core.home import next_hours_files
 from tasks.core.hours import HOURS_PER_DAY
+from tasks.core.records import ModelVersion
 from tasks.core.states import finish
-from tasks.data.dataset import Dataset
-from tasks.model.features import PM25_INPUT, PreprocessingParams, build_features, to_hourly_grid
-from tasks.model.network_inputs import NetworkSpec, load_station_params, network_window_sets, station_inputs
-from tasks.model.train import WINDOWS_FILE, load_change_predictor
-from tasks.model.windows import WindowPlan, WindowSet, span_origins, window_inputs
-from tasks.operate.registry import ModelVersion, champion
-from tasks.scoring.evaluate import observed_targets, to_micrograms
+from tasks.publish.rendering import image_data_uri, pyplot
 
 FORECAST_DIR = "forecast"
 LATEST_STEM = "latest"
-HISTORY_HOURS_PLOTTED = 72
+HISTORY_HOURS_PLOTTED = 72  # the readings the plot shows before the forecast
 STATION_LOCATIONS_FILE = "station_locations.json"
 # The colours HJ 633-2012 gives China's daily categories (tasks.scoring.verify.CATEGORY_NAMES), and their ranges.
 CATEGORY_COLOURS = ("#00e400", "#ffff00", "#ff7e00", "#ff0000", "#99004c", "#7e0023")
@@ -55,18 +50,6 @@ LABEL_SIDES = (((0, 11), "center", "bottom", (0, 1)), ((0, -11), "center", "top"
                ((11, 0), "left", "center", (0.6, 0)), ((-11, 0), "right", "center", (-0.6, 0)))
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SavedModel:
-    """A trained model ready to forecast: its stations, each one's fitted preprocessing, window shape and change
-    predictor."""
-
-    model_dir: Path
-    spec: NetworkSpec
-    params: dict[str, PreprocessingParams]
-    plan: WindowPlan
-    predict_change: Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -81,73 +64,17 @@ class ForecastOutput:
     cache_hit: bool = False
 
 
-def load_saved_model(model_dir: Path) -> SavedModel:
-    return SavedModel(model_dir, NetworkSpec.load(model_dir), load_station_params(model_dir),
-                      WindowPlan.from_json(storage.read_json(model_dir / WINDOWS_FILE)), load_change_predictor(model_dir))
-
-
-def model_features(dataset: Dataset, model: SavedModel, through: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
-    """Each station's hourly grid over the dataset's hours (or up to the hour `through`, reading nothing recorded
-    after it), turned into inputs with the model's fitted parameters."""
-    missing = [station for station in model.spec.stations if station not in dataset.stations]
-    if missing:
-        raise RegistryError(f"model {model.model_dir.name} forecasts station(s) {missing}, which the validated data "
-                            f"({dataset.path}) lack; retrain on these data first")
-    until = None if through is None else through + pd.Timedelta(hours=1)
-    end = dataset.end if through is None else through
-    return {station: build_features(to_hourly_grid(dataset.readings(station, until), params.input_columns,
-                                                   dataset.start, end), params)
-            for station, params in model.params.items()}
-
-
-def span_forecast(features: dict[str, pd.DataFrame], model: SavedModel,
-                  span_start: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Per station: origin rows, observed targets, forecasts (µg/m³) and origin-observed flags for every origin
-    whose targets meet the rows from `span_start` on; target hours before the span are masked."""
-    hours = len(next(iter(features.values())))
-    split = np.where(np.arange(hours) >= span_start, "span", "before")
-    plan = WindowPlan(model.plan.lookback, model.plan.horizon, model.plan.feature_columns,
-                      {"span": span_origins(split, "span", model.plan.lookback, model.plan.horizon)})
-    marked = {station: frame.assign(split=split) for station, frame in features.items()}
-    result = {}
-    for station, windows in network_window_sets(marked, model.spec, plan, "span").items():
-        series = features[station]["target"].to_numpy(dtype="float64")
-        forecast = to_micrograms(windows, model.predict_change(windows.inputs), model.params[station])
-        result[station] = (windows.origin_index, observed_targets(series, windows), forecast,
-                           np.isfinite(series[windows.origin_index]))
-    return result
-
-
-def forecasts_at(features: dict[str, pd.DataFrame], model: SavedModel, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Every station's forecast (µg/m³, origins × horizons) from each origin row: the model reads the look-back
-    hours up to the origin and nothing after it."""
-    lookback, horizon = model.plan.lookback, model.plan.horizon
-    inputs = station_inputs(features, model.spec, model.plan.feature_columns)
-    result = {}
-    for station in model.spec.stations:
-        windows = WindowSet(inputs=window_inputs(inputs[station], lookback)[rows - lookback + 1],
-                            targets=np.full((len(rows), horizon), np.nan, dtype="float32"),
-                            last_value=features[station][PM25_INPUT].to_numpy(dtype="float32")[rows], origin_index=rows)
-        result[station] = to_micrograms(windows, model.predict_change(windows.inputs), model.params[station])
-    return result
-
-
-def next_hours(features: dict[str, pd.DataFrame], model: SavedModel,
-               intervals: dict[str, IntervalTable]) -> pd.DataFrame:
-    """Every station's forecast for the hours after the last row of `features`, with its 80 % interval."""
-    horizon = model.plan.horizon
-    last_row = np.array([len(next(iter(features.values()))) - 1])
-    forecasts = forecasts_at(features, model, last_row)
+def with_intervals(raw: pd.DataFrame, intervals: dict[str, IntervalTable]) -> pd.DataFrame:
+    """The model's forecast of the next hours (`tasks.model.predict.next_hours_forecast`) with each station's 80 %
+    interval, rounded to 0.1 µg/m³."""
     frames = []
-    for station in model.spec.stations:
-        own = features[station]
-        forecast = forecasts[station][0].astype("float64")
+    for station, rows in raw.groupby("station", sort=False):
+        forecast = rows["pm25"].to_numpy(dtype="float64")
         lower, upper = intervals[station].bounds(forecast)
-        origin = own["timestamp"].iloc[-1]
         frames.append(pd.DataFrame({
             "station": station,
-            "target_time": origin + pd.to_timedelta(np.arange(1, horizon + 1), unit="h"),
-            "horizon_hours": np.arange(1, horizon + 1),
+            "target_time": rows["target_time"].to_numpy(),
+            "horizon_hours": rows["horizon_hours"].to_numpy(),
             "pm25": forecast.round(1),
             "lower_80": lower.round(1),
             "upper_80": upper.round(1),
@@ -157,8 +84,6 @@ def next_hours(features: dict[str, pd.DataFrame], model: SavedModel,
 
 def plot_next_hours(history: dict[str, pd.DataFrame], forecast: pd.DataFrame, path: Path, title: str) -> Path:
     """The last days and the next hours at every station, one panel each."""
-    from tasks.publish.run_report import pyplot
-
     plt = pyplot()
     stations = list(history)
     columns = min(3, len(stations))
@@ -208,8 +133,6 @@ def plot_forecast_map(forecast: pd.DataFrame, categories: dict[str, int], locati
     category issued for it. Returns the stations left off for want of a location; None, and no map, when fewer
     than two stations have one."""
     from matplotlib.patches import Patch
-
-    from tasks.publish.run_report import pyplot
 
     means = forecast.groupby("station", sort=False)["pm25"].mean()
     placed = [station for station in means.index if station in locations]
@@ -272,15 +195,16 @@ def champion_intervals(models_dir: Path, version: ModelVersion) -> dict[str, Int
     return {station: IntervalTable.from_json(offsets) for station, offsets in version.interval_offsets.items()}
 
 
-def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expectations_dir: Path) -> ForecastOutput:
-    """Forecast the hours after the newest validated hour at every station with the champion; write
-    latest.json/.csv/.png, and latest_map.png where at least two of the stations have a location in
-    expectations_dir/station_locations.json.
+def write_forecast(next_hours_dir: Path, version: ModelVersion, models_dir: Path, reports_dir: Path,
+                   expectations_dir: Path) -> ForecastOutput:
+    """Publish the champion's forecast of the hours after the newest validated hour at every station (its model's
+    forecast in `next_hours_dir`) with its intervals and the category of the day: latest.json/.csv/.png, and
+    latest_map.png where at least two of the stations have a location in expectations_dir/station_locations.json.
 
     The same champion on the same data gives the same forecast, so an existing one is reused.
     """
-    version = champion(models_dir)
-    dataset = Dataset.load(dataset_path)
+    forecast_path, history_path = next_hours_files(next_hours_dir)
+    dataset_key = storage.read_parquet_metadata(forecast_path)["dataset"]
     output_dir = reports_dir / FORECAST_DIR
     json_path, csv_path, plot_path, map_path = (output_dir / f"{LATEST_STEM}{suffix}"
                                                 for suffix in (".json", ".csv", ".png", "_map.png"))
@@ -293,24 +217,25 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
     if all(path.exists() for path in (json_path, csv_path, plot_path)):
         previous = storage.read_json(json_path)
         if ((previous["model_dir"], previous.get("dataset"), *(previous.get(name) for name in keys))
-                == (version.model_dir, dataset.key, *keys.values())):
+                == (version.model_dir, dataset_key, *keys.values())):
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
             return ForecastOutput(json_path, csv_path, plot_path, map_path if map_path.exists() else None,
                                   previous["origin"], version.version, previous["stations"], cache_hit=True)
-    model = load_saved_model(models_dir / version.model_dir)
-    features = model_features(dataset, model)
-    forecast = next_hours(features, model, intervals)
-    last = {station: frame.iloc[-1] for station, frame in features.items()}
-    origin = next(iter(last.values()))["timestamp"].isoformat()
+    raw = pd.read_parquet(forecast_path)
+    forecast = with_intervals(raw, intervals)
+    stations = list(dict.fromkeys(raw["station"]))
+    horizon = int(raw["horizon_hours"].max())
+    origin = raw["origin"].iloc[0].isoformat()
     categories = day_categories(forecast, day_maps)
     payload = {
         "origin": origin,
-        "origin_observed": {station: bool(np.isfinite(row["target"])) for station, row in last.items()},
+        "origin_observed": {station: bool(observed) for station, observed
+                            in raw.groupby("station", sort=False)["origin_observed"].first().items()},
         "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model_version": version.version,
         "model_dir": version.model_dir,
-        "dataset": dataset.key,
-        "stations": model.spec.stations,
+        "dataset": dataset_key,
+        "stations": stations,
         "units": "µg/m³",
         "interval": "80 % split-conformal interval from the model's validation residuals at each station, "
                     "by the forecast's level",
@@ -320,10 +245,11 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
     # The JSON goes last: it is what a later run compares against to reuse the forecast.
     storage.write_text(csv_path, forecast.assign(target_time=forecast["target_time"].map(pd.Timestamp.isoformat))
                        .to_csv(index=False))
-    history = {station: frame[["timestamp", "target"]].iloc[-HISTORY_HOURS_PLOTTED:] for station, frame in features.items()}
+    history = {station: rows[["timestamp", "target"]] for station, rows
+               in pd.read_parquet(history_path).groupby("station", sort=False)}
     plot_next_hours(history, forecast, plot_path, f"PM2.5 forecast from {origin} (model v{version.version})")
     left_off = plot_forecast_map(forecast, categories, locations, map_path,
-                                 f"Mean PM2.5 forecast of the {model.plan.horizon} h from {origin} "
+                                 f"Mean PM2.5 forecast of the {horizon} h from {origin} "
                                  f"(model v{version.version}), µg/m³")
     if left_off is None:
         map_path.unlink(missing_ok=True)  # an earlier map would mislead, and a cache hit goes by whether one exists
@@ -331,9 +257,9 @@ def write_forecast(dataset_path: Path, models_dir: Path, reports_dir: Path, expe
         log.info("forecast map: no known location for %s (%s); left off the map", ", ".join(left_off), locations_path)
     storage.write_json(json_path, {**payload, **keys})
     log.info("forecast from %s with model v%d: next %d h at %d station(s) written to %s", origin, version.version,
-             model.plan.horizon, len(model.spec.stations), json_path)
+             horizon, len(stations), json_path)
     return ForecastOutput(json_path, csv_path, plot_path, map_path if left_off is not None else None, origin,
-                          version.version, model.spec.stations)
+                          version.version, stations)
 
 
 def _forecast_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -350,15 +276,13 @@ def forecast_markdown(output: ForecastOutput, image_link: str, map_link: str | N
     return "\n".join([*lines, "", f"Files: `{output.json_path}`, `{output.csv_path}`", ""])
 
 
-@task(cache_policy=NO_CACHE, name="forecast", task_run_name="forecast the next hours with the champion")
-def forecast_task(dataset_path: Path, models_dir: Path, reports_dir: Path, expectations_dir: Path) -> ForecastOutput:
+@task(cache_policy=NO_CACHE, name="forecast", task_run_name="publish the champion's forecast of the next hours")
+def forecast_task(next_hours_dir: Path, version: ModelVersion, models_dir: Path, reports_dir: Path,
+                  expectations_dir: Path) -> ForecastOutput:
     from prefect.artifacts import create_markdown_artifact
 
-    from tasks.publish.run_report import image_data_uri
-
-    output = write_forecast(dataset_path, models_dir, reports_dir, expectations_dir)
+    output = write_forecast(next_hours_dir, version, models_dir, reports_dir, expectations_dir)
     map_link = image_data_uri(output.map_path) if output.map_path else None
     create_markdown_artifact(forecast_markdown(output, image_data_uri(output.plot_path), map_link), key="pm25-forecast",
                              description=f"Next-hours PM2.5 forecast from {output.origin}")
     return finish(output, output.cache_hit, "forecast")
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import shutil
@@ -16,8 +15,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
-from tasks.core.home import RUN_ID
+from tasks.core.home import METRICS_FILE, PREDICTIONS_FILE, RUN_ID, TRAINING_LOG
 from tasks.core.hours import REPORTED_HORIZONS
+from tasks.core.records import NetworkSummary
+from tasks.publish.rendering import image_data_uri, markdown_table, pyplot
 
 LATEST = "latest"
 REPORT_FILE = "report.md"
@@ -76,23 +77,6 @@ def station_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         row["coverage_80"] = round(entry["intervals"]["coverage_80"], 3)
         rows.append(row)
     return rows
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(row[column]) for column in header) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def pyplot():
-    """matplotlib's pyplot on the Agg backend (no screen)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_forecast(predictions: pd.DataFrame, path: Path, stretch_days: int = 14) -> Path:
@@ -194,10 +178,6 @@ def plot_loss(training_log: Path, path: Path) -> Path:
     return path
 
 
-def image_data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
-
-
 def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_index: str, run_name: str,
                     left_out: dict[str, str], image_link=lambda name: name) -> str:
     """The run report; `image_link` maps a picture's file name to its link (a relative path, or a data URI)."""
@@ -297,19 +277,20 @@ def render_plots(metrics: dict[str, Any], predictions_path: Path, training_log: 
     return plots_dir
 
 
-def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
-                 plots_dir: Path, docs_index: str, run_name: str, left_out: dict[str, str],
+def write_report(run_dir: Path, reports_dir: Path, model_dir: Path, quality: NetworkSummary,
                  keep_runs: int) -> ReportOutput:
-    """Write the pictures and report.md into `run_dir` (which holds metrics.json), publish it as latest, and keep
-    the newest `keep_runs` run reports."""
-    metrics = storage.read_json(metrics_path)
-    render_plots(metrics, predictions_path, training_log, plots_dir)
+    """Write the pictures and report.md into `run_dir` (which holds the run's metrics and predictions), publish it
+    as latest, and keep the newest `keep_runs` run reports. The pictures are kept in the model folder too."""
+    metrics = storage.read_json(run_dir / METRICS_FILE)
+    training_log, plots_dir = model_dir / TRAINING_LOG, model_dir / PLOTS_DIR
+    render_plots(metrics, run_dir / PREDICTIONS_FILE, training_log, plots_dir)
     for name in PLOTS:
         storage.write_bytes(run_dir / name, (plots_dir / name).read_bytes())
     shutil.copyfile(training_log, run_dir / "training_log.csv")
     rows = metrics_rows(metrics)
-    docs_link = os.path.relpath(docs_index, run_dir)
-    report_path = storage.write_text(run_dir / REPORT_FILE, report_markdown(metrics, rows, docs_link, run_name, left_out))
+    docs_link = os.path.relpath(quality.docs_index, run_dir)
+    report_path = storage.write_text(run_dir / REPORT_FILE,
+                                     report_markdown(metrics, rows, docs_link, run_dir.name, quality.left_out))
     latest = publish_latest(run_dir, reports_dir)
     log.info("report written to %s (published as %s)", report_path, latest)
     removed = prune_run_reports(run_dir.parent, keep_runs, run_dir)
@@ -319,19 +300,17 @@ def write_report(run_dir: Path, reports_dir: Path, metrics_path: Path, predictio
     return ReportOutput(run_dir=run_dir, latest_dir=latest, report_path=report_path, metrics_rows=rows)
 
 
-@task(cache_policy=NO_CACHE, name="report", task_run_name="report {run_name}")
-def report_task(run_dir: Path, reports_dir: Path, metrics_path: Path, predictions_path: Path, training_log: Path,
-                plots_dir: Path, docs_index: str, run_name: str, left_out: dict[str, str], keep_runs: int) -> ReportOutput:
+@task(cache_policy=NO_CACHE, name="report", task_run_name="report {run_dir.name}")
+def report_task(run_dir: Path, reports_dir: Path, model_dir: Path, quality: NetworkSummary,
+                keep_runs: int) -> ReportOutput:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    output = write_report(run_dir, reports_dir, metrics_path, predictions_path, training_log, plots_dir, docs_index,
-                          run_name, left_out, keep_runs)
+    output = write_report(run_dir, reports_dir, model_dir, quality, keep_runs)
     create_table_artifact(output.metrics_rows, key="pm25-metrics", description="Test-span RMSE/MAE (µg/m³) by model and "
                           "horizon, pooled over the network's stations")
-    metrics = storage.read_json(metrics_path)
     create_markdown_artifact(
-        report_markdown(metrics, output.metrics_rows, docs_index, run_name, left_out,
-                        lambda name: image_data_uri(run_dir / name)),
+        report_markdown(storage.read_json(run_dir / METRICS_FILE), output.metrics_rows, quality.docs_index,
+                        run_dir.name, quality.left_out, lambda name: image_data_uri(run_dir / name)),
         key="pm25-report",
         description="Forecast report with plots",
     )

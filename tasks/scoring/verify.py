@@ -8,17 +8,24 @@ history of the champion.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
+from tasks.core import storage
 from tasks.core.air_quality import BREAKPOINTS, EXCEEDANCES, MIN_HOURS_OF_MEAN, category
+from tasks.core.records import Decision, verified_cells
 from tasks.scoring.intervals import coverage_by_size, interval_score
 
+VERIFICATION_FILE = "verification.json"
 
-def scored_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["observed"].notna() & frame["persistence"].notna()]
+log = logging.getLogger(__name__)
 
 
 def _scores(error: np.ndarray) -> dict[str, float | int | None]:
@@ -32,7 +39,7 @@ def lead_scores(frame: pd.DataFrame, leads: int) -> list[dict[str, Any]]:
     """The model's scores at each lead hour over the scored cells of `frame`: n, RMSE, MAE, mean bias (forecast
     minus observed), skill against persistence (1 - MSE / MSE of persistence), 80 % interval coverage, width and
     interval score."""
-    cells = scored_cells(frame)
+    cells = verified_cells(frame)
     groups = dict(tuple(cells.groupby("lead_hours")))
     rows = []
     for lead in range(1, leads + 1):
@@ -54,7 +61,7 @@ def lead_scores(frame: pd.DataFrame, leads: int) -> list[dict[str, Any]]:
 
 def persistence_lead_scores(frame: pd.DataFrame, leads: int) -> list[dict[str, Any]]:
     """Persistence's scores at each lead hour on the same cells (its skill is 0 by definition)."""
-    cells = scored_cells(frame)
+    cells = verified_cells(frame)
     groups = dict(tuple(cells.groupby("lead_hours")))
     rows = []
     for lead in range(1, leads + 1):
@@ -121,7 +128,7 @@ def category_scores(means: pd.DataFrame) -> dict[str, Any]:
 
 def interval_reliability(frame: pd.DataFrame, parts: int = 5) -> list[dict[str, Any]]:
     """Coverage of the 80 % intervals in each of `parts` equal-count groups of the scored forecasts by size."""
-    cells = scored_cells(frame)
+    cells = verified_cells(frame)
     inside = (cells["observed"] >= cells["lower_80"]) & (cells["observed"] <= cells["upper_80"])
     return coverage_by_size(cells["forecast"].to_numpy(), inside.to_numpy(), parts)
 
@@ -131,7 +138,7 @@ def verification(frame: pd.DataFrame, champions: list[dict[str, Any]]) -> dict[s
     the origin, the categories of the next 24 hours' mean, and the champion history."""
     leads = int(frame["lead_hours"].max())
     months = frame["origin"].dt.strftime("%Y-%m")
-    cells = scored_cells(frame)
+    cells = verified_cells(frame)
     return {
         "scoring": "cells whose target hour was observed and whose origin reading exists; the same cells for the "
                    "model and persistence",
@@ -149,3 +156,18 @@ def verification(frame: pd.DataFrame, champions: list[dict[str, Any]]) -> dict[s
         "categories": category_scores(next_day_means(frame)),
         "champions": champions,
     }
+
+
+def verify_backtest(forecasts_path: Path, decisions: list[Decision], output_path: Path) -> Path:
+    """verification.json of a backtest's issued forecasts and its champions."""
+    frame = pd.read_parquet(forecasts_path)
+    result = verification(frame, [asdict(decision) for decision in decisions])
+    skill = [row["skill"] for row in result["by_lead"] if row["skill"] is not None]
+    log.info("backtest verified: RMSE at lead 1 / %d h %.2f / %.2f, skill %.3f … %.3f", len(result["by_lead"]),
+             result["by_lead"][0]["rmse"] or np.nan, result["by_lead"][-1]["rmse"] or np.nan, min(skill), max(skill))
+    return storage.write_json(output_path, result)
+
+
+@task(cache_policy=NO_CACHE, name="verify-backtest", task_run_name="verify the backtest's forecasts")
+def verify_task(forecasts_path: Path, decisions: list[Decision], output_path: Path) -> Path:
+    return verify_backtest(forecasts_path, decisions, output_path)

@@ -1,0 +1,77 @@
+"""The nightly unit: preprocess → windows → train → calibrate, for one night, as the nightly flow (`flows/train.py`)
+and every retrain origin of its backtest (`flows/backtest.py`) run it. Its tasks run on the calling flow's task
+runner; `submit_night` returns at once, so a backtest's nights run side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import task, unmapped
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, PrefectFutureList
+
+from tasks.core.home import features_files
+from tasks.core.settings import Settings
+from tasks.core.states import finish
+from tasks.model.features import preprocess_task
+from tasks.model.plan import NETWORK_MODEL, NightlyJob
+from tasks.model.predict import validation_forecasts
+from tasks.model.train import TrainedModel, train_task
+from tasks.model.windows import windows_task
+from tasks.scoring.calibrate import calibrate, is_calibrated
+
+
+@task(cache_policy=NO_CACHE, name="calibrate", task_run_name="calibrate {model_dir.name}")
+def calibrate_task(dataset_path: Path, model_dir: Path, validation_days: int) -> Path:
+    """The model's forecasts of its validation span (the model stage) meet the fits of its intervals and category
+    maps (the scoring stage) here, in memory; a model calibrated by today's methods is left as it is."""
+    if is_calibrated(model_dir):
+        return finish(model_dir, True, "calibrate")
+    return calibrate(model_dir, validation_forecasts(dataset_path, model_dir, validation_days))
+
+
+@dataclass(frozen=True)
+class Night:
+    """What a night leaves: every model's training result, by name, and its job."""
+
+    job: NightlyJob
+    trained: dict[str, TrainedModel]
+
+    @property
+    def network(self) -> TrainedModel:
+        return self.trained[NETWORK_MODEL]
+
+
+@dataclass(frozen=True)
+class SubmittedNight:
+    job: NightlyJob
+    trainings: PrefectFutureList
+    calibrated: PrefectFuture
+
+    def result(self) -> Night:
+        """Wait for the night's trainings and calibration."""
+        trained = self.trainings.result()
+        self.calibrated.result()
+        return Night(self.job, self.job.models.by_name(trained))
+
+
+def submit_night(dataset_path: Path, job: NightlyJob, settings: Settings) -> SubmittedNight:
+    """Submit the night's tasks, each waiting for those it reads: every station's features, the window plan, the
+    trainings, then the network model's calibration on its validation span."""
+    preprocessing = settings.preprocessing
+    stations = list(job.features_dirs)
+    files = {station: features_files(folder) for station, folder in job.features_dirs.items()}
+    prepared = preprocess_task.map(dataset_path, stations, list(job.features_dirs.values()), unmapped(preprocessing),
+                                   job.as_of)
+    plan = windows_task.submit(*files[stations[0]], preprocessing.lookback_hours, preprocessing.horizon_hours,
+                               job.plan_path, wait_for=[prepared[0]])
+    names = job.models.distinct
+    trainings = train_task.map(
+        names, [job.models.feature_paths(name, {s: paths[0] for s, paths in files.items()}) for name in names],
+        [job.models.feature_paths(name, {s: paths[1] for s, paths in files.items()}) for name in names],
+        job.plan_path, [job.models.model_dirs[name] for name in names], unmapped(settings.training),
+        wait_for=[plan, *prepared])
+    calibrated = calibrate_task.submit(dataset_path, job.network_dir, preprocessing.validation_days,
+                                       wait_for=list(trainings))
+    return SubmittedNight(job, trainings, calibrated)

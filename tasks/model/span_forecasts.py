@@ -1,0 +1,112 @@
+"""Span forecasts: every model's forecasts of one station on the validation and test spans, from the same origins,
+as one long table per span (origin, horizon, target time, the observation, and a column per model) for the
+scoring stage to score: the network LSTM (`lstm`), the station's own LSTM (`lstm_station`), `gbm` and the naive
+baselines."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core import storage
+from tasks.core.home import span_forecasts_path
+from tasks.core.hours import REPORTED_HORIZONS
+from tasks.core.states import finish
+from tasks.model.baselines import climatology, fit_climatology, persistence, seasonal_naive
+from tasks.model.gbm import fit_predict_gbm
+from tasks.model.inputs import PM25_INPUT
+from tasks.model.network_inputs import load_station_params
+from tasks.model.predict import model_forecasts, observed_targets, to_micrograms
+from tasks.model.windows import WindowPlan, WindowSet, make_window_set
+
+SCORED_SPANS = ("validation", "test")
+# The LSTMs a run compares, by the name of their forecast column.
+NETWORK_LSTM, STATION_LSTM = "lstm", "lstm_station"
+
+log = logging.getLogger(__name__)
+
+
+def forecast_spans(features: dict[str, pd.DataFrame], station: str, plan: WindowPlan, lstm_dirs: dict[str, Path],
+                   seed: int) -> dict[str, tuple[WindowSet, dict[str, np.ndarray]]]:
+    """One station's validation and test windows, each with every model's forecasts (µg/m³): the LSTMs of
+    `lstm_dirs` (by column name; the network's first) and the baselines."""
+    own = features[station]
+    series = own["target"].to_numpy(dtype="float64")
+    params = load_station_params(lstm_dirs[NETWORK_LSTM])[station]
+    train = make_window_set(own, plan, "train")
+    spans = {name: make_window_set(own, plan, name) for name in SCORED_SPANS}
+    by_dir: dict[Path, dict[str, np.ndarray]] = {}
+    for model_dir in lstm_dirs.values():
+        if model_dir not in by_dir:
+            by_dir[model_dir] = model_forecasts(model_dir, features, plan, station, SCORED_SPANS)
+    gbm_horizons = tuple(h for h in REPORTED_HORIZONS if h <= plan.horizon)
+    gbm = fit_predict_gbm(train, spans["validation"], list(spans.values()), plan.feature_columns.index(PM25_INPUT),
+                          gbm_horizons, seed)
+    table = fit_climatology(own["timestamp"], series, (own["split"] == "train").to_numpy())
+    result = {}
+    for (name, windows), gbm_change in zip(spans.items(), gbm):
+        origins = windows.origin_index
+        result[name] = windows, {
+            **{column: by_dir[model_dir][name] for column, model_dir in lstm_dirs.items()},
+            "gbm": to_micrograms(windows, gbm_change, params),
+            "persistence": persistence(series, origins, plan.horizon),
+            "seasonal_naive": seasonal_naive(series, origins, plan.horizon),
+            "climatology": climatology(table, own["timestamp"], origins, plan.horizon),
+        }
+    return result
+
+
+def forecast_table(features: pd.DataFrame, windows: WindowSet, observed: np.ndarray,
+                   forecasts: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Long table: one row per (origin, horizon) with the observation, whether the origin's reading was observed,
+    and every model's forecast."""
+    n, horizon = observed.shape
+    steps = np.tile(np.arange(1, horizon + 1), n)
+    origin_rows = np.repeat(windows.origin_index, horizon)
+    origin_time = features["timestamp"].iloc[origin_rows].reset_index(drop=True)
+    frame = pd.DataFrame({
+        "origin": origin_time,
+        "horizon": steps,
+        "target_time": origin_time + pd.to_timedelta(steps, unit="h"),
+        "observed": observed.ravel(),
+        "origin_observed": np.isfinite(features["target"].to_numpy(dtype="float64")[origin_rows]),
+    })
+    for name, values in forecasts.items():
+        frame[name] = values.ravel()
+    return frame
+
+
+def span_bounds(features: pd.DataFrame, span: str) -> dict[str, str]:
+    stamps = features["timestamp"][(features["split"] == span).to_numpy()]
+    return {"span_start": stamps.iloc[0].isoformat(), "span_end": stamps.iloc[-1].isoformat()}
+
+
+def write_span_forecasts(station: str, feature_paths: dict[str, Path], plan_path: Path, lstm_dirs: dict[str, Path],
+                         output_dir: Path, seed: int) -> tuple[Path, bool]:
+    """Write the station's span forecasts into `output_dir` (the test span's last: its presence marks them
+    complete); the same models and features, the same folder, so an existing one is reused. Returns the folder and
+    whether it was reused."""
+    if all(span_forecasts_path(output_dir, span).exists() for span in SCORED_SPANS):
+        log.info("span forecasts cache hit: %s already holds station %s's forecasts", output_dir, station)
+        return output_dir, True
+    features = {name: pd.read_parquet(path) for name, path in feature_paths.items()}
+    plan = WindowPlan.from_json(storage.read_json(plan_path))
+    own = features[station]
+    series = own["target"].to_numpy(dtype="float64")
+    for span, (windows, forecasts) in forecast_spans(features, station, plan, lstm_dirs, seed).items():
+        table = forecast_table(own, windows, observed_targets(series, windows), forecasts)
+        storage.write_parquet(span_forecasts_path(output_dir, span), table.assign(station=station),
+                              span_bounds(own, span))
+    return output_dir, False
+
+
+@task(cache_policy=NO_CACHE, name="span-forecasts", task_run_name="forecast the spans of {station}")
+def span_forecasts_task(station: str, feature_paths: dict[str, Path], plan_path: Path, lstm_dirs: dict[str, Path],
+                        output_dir: Path, seed: int) -> Path:
+    folder, reused = write_span_forecasts(station, feature_paths, plan_path, lstm_dirs, output_dir, seed)
+    return finish(folder, reused, "span-forecasts")
