@@ -43,14 +43,15 @@ def train_once(home: Path, deterministic: bool) -> dict:
     import tensorflow as tf
 
     from tasks.core.settings import Settings
-    from tasks.model.train import train_model
+    from tasks.model.train import TrainingInputs, train_model
 
     station, features, plan = station_features(home)
     with mock.patch.object(tf.config.experimental, "enable_op_determinism",
                            tf.config.experimental.enable_op_determinism if deterministic else lambda: None):
         model_dir = Path(tempfile.mkdtemp(prefix="pm25-determinism-"))
-        trained = train_model({station: features / "features.parquet"}, {station: features / "preprocessing.json"},
-                              plan, model_dir, Settings().training)
+        inputs = TrainingInputs({station: features / "features.parquet"}, {station: features / "preprocessing.json"},
+                                plan)
+        trained = train_model(inputs, model_dir, Settings().training)
     return {"deterministic": deterministic, "epochs": trained.epochs_run, "seconds": round(trained.seconds, 1),
             "weights_sha256": weights_digest(model_dir)}
 

@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +32,13 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-import tasks.model.train  # noqa: E402
 from benchmarks.benchmark import write_outputs  # noqa: E402
 from benchmarks.interval_methods import kept_predictions  # noqa: E402
 from benchmarks.network_sweep import HORIZONS, network_inputs, validation_ratios  # noqa: E402
 from tasks.core import storage  # noqa: E402
 from tasks.core.home import MODEL_FILE  # noqa: E402
 from tasks.core.settings import Settings  # noqa: E402
-from tasks.model.train import train_model  # noqa: E402
+from tasks.model.train import DEFAULT_RECIPE, build_model, train_model  # noqa: E402
 from tasks.operate.registry import champion  # noqa: E402
 
 TRAINING_DAYS = (365, 548, 730)  # and the whole training span; a length within a week of it is left out
@@ -51,7 +51,6 @@ def ratios_by_epoch(home: Path, work: Path, epochs: int) -> list[dict]:
 
     snapshots = work / "epochs"
     shutil.rmtree(snapshots, ignore_errors=True)
-    build, stopping = tasks.model.train.build_model, tasks.model.train.stopping_callbacks
     forecasters = []
 
     class KeepEachEpoch(keras.callbacks.Callback):
@@ -60,8 +59,8 @@ def ratios_by_epoch(home: Path, work: Path, epochs: int) -> list[dict]:
         def on_epoch_end(self, epoch, logs=None):
             forecasters[0].save(str(snapshots / f"epoch-{epoch + 1}.keras"))
 
-    def keeping_build(*args, **kwargs):
-        training, forecasting = build(*args, **kwargs)
+    def keeping_build(*args):
+        training, forecasting = build_model(*args)
         forecasters.append(forecasting)
         return training, forecasting
 
@@ -69,36 +68,31 @@ def ratios_by_epoch(home: Path, work: Path, epochs: int) -> list[dict]:
         swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if weight_averaging else []
         return [*swap, KeepEachEpoch()]
 
-    feature_paths, params_paths, plan_path = network_inputs(home)
+    inputs = network_inputs(home)
     snapshots.mkdir(parents=True)
-    tasks.model.train.build_model, tasks.model.train.stopping_callbacks = keeping_build, without_stopping
-    try:
-        model_dir = snapshots / "model"
-        trained = train_model(feature_paths, params_paths, plan_path, model_dir,
-                              Settings(max_epochs=epochs).training)
-    finally:
-        tasks.model.train.build_model, tasks.model.train.stopping_callbacks = build, stopping
+    model_dir = snapshots / "model"
+    trained = train_model(inputs, model_dir, Settings(max_epochs=epochs).training,
+                          recipe=replace(DEFAULT_RECIPE, build=keeping_build, callbacks=without_stopping))
     rows = []
     for epoch in range(1, trained.epochs_run + 1):
         shutil.copyfile(snapshots / f"epoch-{epoch}.keras", model_dir / MODEL_FILE)
-        rows.append({"epoch": epoch, **validation_ratios(model_dir, feature_paths)})
+        rows.append({"epoch": epoch, **validation_ratios(model_dir, inputs.feature_paths)})
         print("epoch", rows[-1], flush=True)
     return rows
 
 
 def ratios_by_training_days(home: Path, work: Path) -> list[dict]:
     """Validation ratios of the default model trained on the newest days of the training span (early stopping on)."""
-    feature_paths, params_paths, plan_path = network_inputs(home)
-    plan = storage.read_json(plan_path)
+    inputs = network_inputs(home)
+    plan = storage.read_json(inputs.plan_path)
     first, stop = plan["origins"]["train"]
     rows = []
     for days in [days for days in TRAINING_DAYS if stop - days * 24 > first + 7 * 24] + [None]:
         start = first if days is None else stop - days * 24
         folder = work / f"training-days-{days or 'all'}"
         shorter = storage.write_json(folder / "plan.json", {**plan, "origins": {**plan["origins"], "train": [start, stop]}})
-        trained = train_model(feature_paths, params_paths, shorter, folder / "model",
-                              Settings().training)
-        rows.append({"days": round((stop - start) / 24), **validation_ratios(folder / "model", feature_paths),
+        trained = train_model(replace(inputs, plan_path=shorter), folder / "model", Settings().training)
+        rows.append({"days": round((stop - start) / 24), **validation_ratios(folder / "model", inputs.feature_paths),
                      "best_epoch": trained.best_epoch})
         print("training days", rows[-1], flush=True)
     return rows
@@ -152,7 +146,7 @@ def main() -> int:
     work = arguments.home / "network_limits" / f"seed-{Settings().seed}"
     work.mkdir(parents=True, exist_ok=True)
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU",
-              "seed": Settings().seed, "stations": list(network_inputs(arguments.home)[0]),
+              "seed": Settings().seed, "stations": list(network_inputs(arguments.home).feature_paths),
               "epochs": ratios_by_epoch(arguments.home, work, arguments.epochs),
               "training_days": ratios_by_training_days(arguments.home, work),
               "blends": blends(arguments.home)}

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +24,23 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-import tasks.model.network_inputs  # noqa: E402
-import tasks.model.train  # noqa: E402
 from benchmarks.benchmark import write_outputs  # noqa: E402
 from tasks.core import storage  # noqa: E402
 from tasks.core.home import PREPROCESSING_DIR, WINDOWS_FILE  # noqa: E402
-from tasks.core.settings import Settings  # noqa: E402
+from tasks.core.settings import Settings, TrainingSettings  # noqa: E402
 from tasks.model.baselines import persistence  # noqa: E402
 from tasks.model.network_inputs import NetworkSpec  # noqa: E402
 from tasks.model.predict import model_forecasts, observed_targets  # noqa: E402
-from tasks.model.train import train_model  # noqa: E402
+from tasks.model.train import (  # noqa: E402
+    DEFAULT_RECIPE,
+    STEPS_PER_EXECUTION,
+    ModelRecipe,
+    TrainingInputs,
+    build_model,
+    gathered_batches,
+    train_model,
+    training_batches,
+)
 from tasks.model.windows import WindowPlan, make_window_set  # noqa: E402
 from tasks.operate.registry import champion  # noqa: E402
 
@@ -86,12 +94,9 @@ CANDIDATES = {
     "weather changes shared, batches of 128": {"shared": WEATHER_CHANGES, "settings": {"batch_size": 128}},
     "weather changes shared, reshuffled every epoch": {"shared": WEATHER_CHANGES, "reshuffle": True},
 }
-BUILD_MODEL = tasks.model.train.build_model
-STATION_INPUTS = tasks.model.network_inputs.station_inputs
-TRAINING_BATCHES = tasks.model.train.training_batches
 
 
-def network_inputs(home: Path) -> tuple[dict[str, Path], dict[str, Path], Path]:
+def network_inputs(home: Path) -> TrainingInputs:
     """The champion network's stations, each one's features and preprocessing, and the window plan."""
     model_dir = home / "models" / champion(home / "models").model_dir
     stations = NetworkSpec.load(model_dir).stations
@@ -100,8 +105,8 @@ def network_inputs(home: Path) -> tuple[dict[str, Path], dict[str, Path], Path]:
     by_station = {station: next(folder for folder in folders if (folder / "preprocessing.json").read_bytes() == content)
                   for station, content in fitted.items()}
     plan = next(path for folder in by_station.values() for path in folder.glob("windows_*.json"))
-    return ({station: folder / "features.parquet" for station, folder in by_station.items()},
-            {station: folder / "preprocessing.json" for station, folder in by_station.items()}, plan)
+    return TrainingInputs({station: folder / "features.parquet" for station, folder in by_station.items()},
+                          {station: folder / "preprocessing.json" for station, folder in by_station.items()}, plan)
 
 
 def regularised_build(input_noise: float, weight_decay: float):
@@ -109,16 +114,16 @@ def regularised_build(input_noise: float, weight_decay: float):
     forecasting model, which shares the layers, is unchanged)."""
     import keras
 
-    def build(lookback, n_features, horizon, layers, units, learning_rate, dropout, horizon_weight_power=0.0,
-              members=1, weight_averaging=0.0):
-        training, forecasting = BUILD_MODEL(lookback, n_features, horizon, layers, units, learning_rate, dropout,
-                                            horizon_weight_power, members, weight_averaging)
+    def build(lookback: int, n_features: int, horizon: int, training_settings: TrainingSettings):
+        training, forecasting = build_model(lookback, n_features, horizon, training_settings)
         inputs = keras.Input(shape=(lookback, n_features), name="history")
         noisy = keras.layers.GaussianNoise(input_noise)(inputs) if input_noise else inputs
         wrapped = keras.Model(inputs, training(noisy), name="regularised")
-        averaging = {"use_ema": True, "ema_momentum": weight_averaging} if weight_averaging else {}
-        wrapped.compile(optimizer=keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None, **averaging),
-                        loss=training.loss, steps_per_execution=tasks.model.train.STEPS_PER_EXECUTION)
+        momentum = training_settings.weight_averaging
+        averaging = {"use_ema": True, "ema_momentum": momentum} if momentum else {}
+        wrapped.compile(optimizer=keras.optimizers.Adam(training_settings.learning_rate,
+                                                        weight_decay=weight_decay or None, **averaging),
+                        loss=training.loss, steps_per_execution=STEPS_PER_EXECUTION)
         return wrapped, forecasting
 
     return build
@@ -130,16 +135,21 @@ def reshuffled_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int,
     import tensorflow as tf
 
     if not shuffle:
-        return TRAINING_BATCHES(inputs, targets, batch_size, shuffle)
+        return training_batches(inputs, targets, batch_size, shuffle)
     samples = len(inputs)
     indices = tf.data.Dataset.range(samples).shuffle(samples, reshuffle_each_iteration=True).batch(batch_size)
-    return tasks.model.train.gathered_batches(indices, inputs, targets, -(-samples // batch_size))
+    return gathered_batches(indices, inputs, targets, -(-samples // batch_size))
 
 
-def without_station_one_hot(features, spec, feature_columns):
-    """`station_inputs` less the one-hot of the station, the last len(stations) columns of a network's inputs."""
-    inputs = STATION_INPUTS(features, spec, feature_columns)
-    return {station: array[:, : -len(spec.stations)] for station, array in inputs.items()} if spec.network_inputs else inputs
+def candidate_recipe(candidate: dict) -> ModelRecipe:
+    """The model a candidate tries: what every station shares, the station one-hot, a regularised build and
+    batches drawn anew every epoch, where it says so; the project's model otherwise."""
+    regularised = candidate.get("input_noise") or candidate.get("weight_decay")
+    return replace(DEFAULT_RECIPE, shared_features=tuple(candidate["shared"]),
+                   station_one_hot=candidate.get("station_one_hot", True),
+                   build=(regularised_build(candidate.get("input_noise", 0.0), candidate.get("weight_decay", 0.0))
+                          if regularised else build_model),
+                   batches=reshuffled_batches if candidate.get("reshuffle") else training_batches)
 
 
 def with_day_changes(feature_paths: dict[str, Path], plan_path: Path, columns: list[str],
@@ -179,14 +189,8 @@ def validation_ratios(model_dir: Path, feature_paths: dict[str, Path]) -> dict[s
 
 def run_candidate(name: str, home: Path, work: Path) -> dict:
     candidate = CANDIDATES[name]
-    feature_paths, params_paths, plan_path = network_inputs(home)
-    # This process trains one candidate at a time, so a candidate may swap what the stages read.
-    tasks.model.network_inputs.SHARED_FEATURES = tuple(candidate["shared"])
-    tasks.model.network_inputs.station_inputs = STATION_INPUTS if candidate.get("station_one_hot", True) else without_station_one_hot
-    regularised = candidate.get("input_noise") or candidate.get("weight_decay")
-    tasks.model.train.build_model = (regularised_build(candidate.get("input_noise", 0.0), candidate.get("weight_decay", 0.0))
-                               if regularised else BUILD_MODEL)
-    tasks.model.train.training_batches = reshuffled_batches if candidate.get("reshuffle") else TRAINING_BATCHES
+    inputs = network_inputs(home)
+    feature_paths, plan_path = inputs.feature_paths, inputs.plan_path
     if candidate.get("changes_24h"):
         feature_paths, plan_path = with_day_changes(feature_paths, plan_path, candidate["changes_24h"], work)
     if candidate.get("drop") or candidate.get("lookback"):
@@ -200,7 +204,8 @@ def run_candidate(name: str, home: Path, work: Path) -> dict:
         plan_path = storage.write_json(work / f"plan-{storage.fingerprint(name)}.json", plan)
     config = Settings(**candidate.get("settings", {})).training
     model_dir = work / storage.fingerprint(name)
-    trained = train_model(feature_paths, params_paths, plan_path, model_dir, config)
+    trained = train_model(TrainingInputs(feature_paths, inputs.params_paths, plan_path), model_dir, config,
+                          recipe=candidate_recipe(candidate))
     return {**validation_ratios(model_dir, feature_paths), "epochs": trained.epochs_run, "best_epoch": trained.best_epoch,
             "train_seconds": round(trained.seconds, 1)}
 
@@ -228,7 +233,7 @@ def main() -> int:
         results[name] = run_candidate(name, arguments.home, work)
         print(name, results[name], flush=True)
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU",
-              "seed": Settings().seed, "stations": list(network_inputs(arguments.home)[0]), "results": results}
+              "seed": Settings().seed, "stations": list(network_inputs(arguments.home).feature_paths), "results": results}
     write_outputs(OUTPUT_DIR, "network_sweep", report, markdown(report))
     return 0
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -45,18 +46,18 @@ def train_once(home: Path, pipeline: str, epochs: int) -> dict:
     import tasks.model.train
     from benchmarks.determinism import station_features, weights_digest
     from tasks.core.settings import Settings
+    from tasks.model.train import DEFAULT_RECIPE, TrainingInputs
 
     station, features, plan = station_features(home)
     model_dir = Path(tempfile.mkdtemp(prefix="pm25-paired-"))
     batches = keras_batches if pipeline == "keras" else tasks.model.train.training_batches
-    with mock.patch.object(tasks.model.train, "task_cores", lambda: 1), mock.patch.object(tasks.model.train, "training_batches",
-                                                                                      batches):
+    # One thread, as on a single-threaded Dask worker.
+    with mock.patch.object(tasks.model.train, "task_cores", lambda: 1):
         started = resource.getrusage(resource.RUSAGE_SELF)
-        trained = tasks.model.train.train_model({station: features / "features.parquet"},
-                                          {station: features / "preprocessing.json"},
-                                          plan, model_dir,
-                                          Settings(max_epochs=epochs,
-                                                                                            patience=epochs).training)
+        trained = tasks.model.train.train_model(
+            TrainingInputs({station: features / "features.parquet"}, {station: features / "preprocessing.json"}, plan),
+            model_dir, Settings(max_epochs=epochs, patience=epochs).training,
+            recipe=replace(DEFAULT_RECIPE, batches=batches))
         ended = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ended.ru_utime - started.ru_utime) + (ended.ru_stime - started.ru_stime)
     return {"pipeline": pipeline, "epochs": trained.epochs_run, "fit_seconds": round(trained.seconds, 1),

@@ -17,7 +17,7 @@ from tasks.core.states import finish
 from tasks.model.features import preprocess_task
 from tasks.model.plan import NETWORK_MODEL, NightlyJob
 from tasks.model.predict import validation_forecasts
-from tasks.model.train import TrainedModel, train_task
+from tasks.model.train import TrainedModel, TrainingInputs, train_task
 from tasks.model.windows import windows_task
 from tasks.scoring.calibrate import calibrate, is_calibrated
 
@@ -67,11 +67,11 @@ def submit_night(dataset_path: Path, job: NightlyJob, settings: Settings) -> Sub
     plan = windows_task.submit(*files[stations[0]], preprocessing.lookback_hours, preprocessing.horizon_hours,
                                job.plan_path, wait_for=[prepared[0]])
     names = job.models.distinct
-    trainings = train_task.map(
-        names, [job.models.feature_paths(name, {s: paths[0] for s, paths in files.items()}) for name in names],
-        [job.models.feature_paths(name, {s: paths[1] for s, paths in files.items()}) for name in names],
-        job.plan_path, [job.models.model_dirs[name] for name in names], unmapped(settings.training),
-        wait_for=[plan, *prepared])
+    inputs = [TrainingInputs(job.models.feature_paths(name, {s: paths[0] for s, paths in files.items()}),
+                             job.models.feature_paths(name, {s: paths[1] for s, paths in files.items()}), job.plan_path)
+              for name in names]
+    trainings = train_task.map(names, inputs, [job.models.model_dirs[name] for name in names],
+                               unmapped(settings.training), wait_for=[plan, *prepared])
     calibrated = calibrate_task.submit(dataset_path, job.network_dir, preprocessing.validation_days,
                                        wait_for=list(trainings))
     return SubmittedNight(job, trainings, calibrated)

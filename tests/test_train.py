@@ -1,8 +1,11 @@
 """The training loss, the horizon weights and the ensemble model, on tiny arrays."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from tasks.core.settings import TrainingSettings
 from tasks.model.train import (
     build_model,
     horizon_weights,
@@ -12,6 +15,14 @@ from tasks.model.train import (
     stopping_callbacks,
     training_batches,
 )
+
+
+def small(**changes) -> TrainingSettings:
+    """A one-layer, 8-unit model's settings, without dropout, weight averaging or horizon weights unless changed."""
+    base = TrainingSettings(max_epochs=8, patience=2, batch_size=32, lstm_layers=1, lstm_units=8,
+                            horizon_weight_power=0.0, ensemble_size=1, learning_rate=1e-3, dropout=0.0,
+                            weight_averaging=0.0, seed=0)
+    return replace(base, **changes)
 
 
 def test_masked_loss_ignores_missing_targets():
@@ -37,8 +48,8 @@ def test_horizon_weights_favour_near_hours_and_average_one():
 
 
 def test_ensemble_forecasts_the_mean_of_its_members_and_saves_safely(tmp_path):
-    training, forecasting = build_model(lookback=5, n_features=3, horizon=4, layers=1, units=8, learning_rate=1e-3,
-                                        dropout=0.0, horizon_weight_power=1.0, members=2)
+    training, forecasting = build_model(5, 3, 4, small(learning_rate=1e-3, horizon_weight_power=1.0,
+                                                       ensemble_size=2))
     inputs = np.random.default_rng(0).normal(size=(6, 5, 3)).astype("float32")
     members = training.predict(inputs, verbose=0)
     assert members.shape == (6, 8)
@@ -59,8 +70,7 @@ def test_with_weight_averaging_the_averaged_weights_are_validated_and_kept():
     best = {}
     for weight_averaging in (0.0, 0.99):
         keras.utils.set_random_seed(0)
-        training, _ = build_model(lookback=5, n_features=3, horizon=2, layers=1, units=8, learning_rate=0.05,
-                                  dropout=0.0, weight_averaging=weight_averaging)
+        training, _ = build_model(5, 3, 2, small(learning_rate=0.05, weight_averaging=weight_averaging))
         history = training.fit(inputs[:384], targets[:384], validation_data=(inputs[384:], targets[384:]), epochs=8,
                                batch_size=32, verbose=0, callbacks=stopping_callbacks(2, weight_averaging))
         best[weight_averaging] = min(history.history["val_loss"])
@@ -80,8 +90,7 @@ def test_the_weights_keras_draws_do_not_depend_on_other_threads_drawing_from_pyt
     def initial_weights() -> list[np.ndarray]:
         keras.utils.set_random_seed(7)
         with keras_seed_stream(7):
-            training, _ = build_model(lookback=5, n_features=3, horizon=4, layers=1, units=8, learning_rate=1e-3,
-                                      dropout=0.2, members=2)
+            training, _ = build_model(5, 3, 4, small(learning_rate=1e-3, dropout=0.2, ensemble_size=2))
         return training.get_weights()
 
     quiet = initial_weights()

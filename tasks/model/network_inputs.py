@@ -28,20 +28,22 @@ SHARED_FEATURES = (PM25_INPUT, "pm25_change_1h", "dewp_change_3h", "pres_change_
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """The stations a model covers, in the order of its inputs, and what it reads of every station (nothing
-    beyond a station's own features when it covers one)."""
+    """The stations a model covers, in the order of its inputs, what it reads of every station (nothing beyond a
+    station's own features when it covers one), and whether it reads which station a sample is from."""
 
     stations: list[str]
     shared_features: list[str]
+    station_one_hot: bool = True
 
     @property
     def network_inputs(self) -> bool:
         return bool(self.shared_features)
 
     @classmethod
-    def of(cls, stations: list[str], feature_columns: list[str]) -> NetworkSpec:
-        shared = [name for name in SHARED_FEATURES if name in feature_columns] if len(stations) > 1 else []
-        return cls(sorted(stations), shared)
+    def of(cls, stations: list[str], feature_columns: list[str], shared_features: tuple[str, ...] = SHARED_FEATURES,
+           station_one_hot: bool = True) -> NetworkSpec:
+        shared = [name for name in shared_features if name in feature_columns] if len(stations) > 1 else []
+        return cls(sorted(stations), shared, station_one_hot)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -56,7 +58,7 @@ def input_names(spec: NetworkSpec, feature_columns: list[str]) -> list[str]:
     if not spec.network_inputs:
         return list(feature_columns)
     shared = [f"{station}:{name}" for station in spec.stations for name in spec.shared_features]
-    return [*feature_columns, *shared, *(f"is_{station}" for station in spec.stations)]
+    return [*feature_columns, *shared, *(f"is_{station}" for station in spec.stations if spec.station_one_hot)]
 
 
 def station_inputs(features: dict[str, pd.DataFrame], spec: NetworkSpec, feature_columns: list[str]) -> dict[str, np.ndarray]:
@@ -69,8 +71,8 @@ def station_inputs(features: dict[str, pd.DataFrame], spec: NetworkSpec, feature
     hours = len(shared)
     result = {}
     for position, station in enumerate(spec.stations):
-        which = np.zeros((hours, len(spec.stations)), dtype="float32")
-        which[:, position] = 1.0
+        which = np.zeros((hours, len(spec.stations) if spec.station_one_hot else 0), dtype="float32")
+        which[:, position:position + 1] = 1.0
         result[station] = np.concatenate([own[station], shared, which], axis=1)
     return result
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,11 +24,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
-from tasks.core.home import MODEL_FILE, TRAINING_LOG, TRAINING_SUMMARY, WINDOWS_FILE
+from tasks.core.home import MODEL_FILE, TRAINING_LOG, TRAINING_SUMMARY, WINDOWS_FILE, artifact_key
 from tasks.core.progress import PROGRESS
 from tasks.core.settings import TrainingSettings
 from tasks.core.states import finish
-from tasks.model.network_inputs import NetworkSpec, save_network, stacked_span
+from tasks.model.network_inputs import SHARED_FEATURES, NetworkSpec, save_network, stacked_span
 from tasks.model.windows import WindowPlan, WindowSet
 
 # Keras seeds and TensorFlow's thread pools belong to the process: two trainings at once in one process (the
@@ -132,17 +133,19 @@ def masked_mse(horizon_weight: np.ndarray, members: int = 1):
     return loss
 
 
-def build_model(lookback: int, n_features: int, horizon: int, layers: int, units: int, learning_rate: float,
-                dropout: float, horizon_weight_power: float = 0.0, members: int = 1, weight_averaging: float = 0.0):
-    """An ensemble of `members` independent networks, as two models that share their layers: one to train,
+def build_model(lookback: int, n_features: int, horizon: int, settings: TrainingSettings):
+    """An ensemble of `ensemble_size` independent networks, as two models that share their layers: one to train,
     whose output holds every member's forecast, and one to save and forecast with, whose output is their mean.
 
-    A member is `layers` stacked LSTM layers whose last state, beside the origin hour's inputs as they are,
+    A member is `lstm_layers` stacked LSTM layers whose last state, beside the origin hour's inputs as they are,
     feeds a dense head with one output per horizon: that direct path to the newest readings is what the
     nearest hours' forecasts lean on most. With `weight_averaging` > 0 the optimizer also keeps a moving
     average of the weights with that momentum (see `train_model`).
     """
     import keras
+
+    layers, units, dropout, members = settings.lstm_layers, settings.lstm_units, settings.dropout, settings.ensemble_size
+    learning_rate, weight_averaging = settings.learning_rate, settings.weight_averaging
 
     inputs = keras.Input(shape=(lookback, n_features), name="history")
     origin_hour = keras.layers.Flatten(name="origin_hour")(keras.layers.Cropping1D((lookback - 1, 0))(inputs))
@@ -160,7 +163,7 @@ def build_model(lookback: int, n_features: int, horizon: int, layers: int, units
                            name="pm25_lstm_members")
     averaging = {"use_ema": True, "ema_momentum": weight_averaging} if weight_averaging else {}
     training.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaging),
-                     loss=masked_mse(horizon_weights(horizon, horizon_weight_power), members),
+                     loss=masked_mse(horizon_weights(horizon, settings.horizon_weight_power), members),
                      steps_per_execution=STEPS_PER_EXECUTION)
     forecasting = keras.Model(inputs, keras.layers.Average(name="ensemble_mean")(forecasts) if several else forecasts[0],
                               name="pm25_lstm")
@@ -274,14 +277,34 @@ def is_trained(model_dir: Path) -> bool:
     return (model_dir / TRAINING_SUMMARY).exists() and (model_dir / MODEL_FILE).exists()
 
 
-def train_model(
-    feature_paths: dict[str, Path],
-    params_paths: dict[str, Path],
-    plan_path: Path,
-    model_dir: Path,
-    config: TrainingSettings,
-    on_epoch: EpochCallback | None = None,
-) -> TrainedModel:
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What a model is trained on: each station's features and fitted preprocessing, and the window plan."""
+
+    feature_paths: dict[str, Path]
+    params_paths: dict[str, Path]
+    plan_path: Path
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How a model is made from its inputs: what it reads of every station of the network and whether it reads
+    which station a sample is from (`tasks.model.network_inputs`), how it is built, how its batches are drawn and
+    what ends its epochs. The default is the project's model; a benchmark's candidate is another recipe
+    (`benchmarks/network_sweep.py`), never a module function swapped."""
+
+    shared_features: tuple[str, ...] = SHARED_FEATURES
+    station_one_hot: bool = True
+    build: Callable[[int, int, int, TrainingSettings], tuple[Any, Any]] = build_model
+    batches: Callable[[np.ndarray, np.ndarray, int, bool], Any] = training_batches
+    callbacks: Callable[[int, float], list] = stopping_callbacks
+
+
+DEFAULT_RECIPE = ModelRecipe()
+
+
+def train_model(inputs: TrainingInputs, model_dir: Path, config: TrainingSettings, on_epoch: EpochCallback | None = None,
+                recipe: ModelRecipe = DEFAULT_RECIPE) -> TrainedModel:
     """Fit on the train span of every station given, stop early on their validation span (restoring the best
     weights), save `.keras`.
 
@@ -293,9 +316,10 @@ def train_model(
         log.info("training cache hit: %s holds a model for these data and settings", model_dir)
         return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
                             **storage.read_json(summary_path))
-    plan = WindowPlan.from_json(storage.read_json(plan_path))
-    spec = NetworkSpec.of(list(feature_paths), plan.feature_columns)
-    features = {station: pd.read_parquet(feature_paths[station]) for station in spec.stations}
+    plan = WindowPlan.from_json(storage.read_json(inputs.plan_path))
+    spec = NetworkSpec.of(list(inputs.feature_paths), plan.feature_columns, recipe.shared_features,
+                          recipe.station_one_hot)
+    features = {station: pd.read_parquet(inputs.feature_paths[station]) for station in spec.stations}
     train = stacked_span(features, spec, plan, "train")
     validation = stacked_span(features, spec, plan, "validation")
     del features
@@ -304,47 +328,55 @@ def train_model(
             return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
                                 **storage.read_json(summary_path))
         configure_tensorflow(config.seed, config.ensemble_size)
+        log.info("training on %d samples of %d station(s), %d inputs per hour", len(train.inputs), len(spec.stations),
+                 train.inputs.shape[2])
         with keras_seed_stream(config.seed):
-            return _fit_and_save(train, validation, spec, params_paths, plan_path, model_dir, config, on_epoch)
+            forecaster, summary = _fit(train, validation, model_dir, config, recipe, on_epoch)
+            _save(model_dir, forecaster, spec, inputs, summary)
+    return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, **summary)
 
 
-def _fit_and_save(train: WindowSet, validation: WindowSet, spec: NetworkSpec, params_paths: dict[str, Path],
-                  plan_path: Path, model_dir: Path, config: TrainingSettings, on_epoch: EpochCallback | None) -> TrainedModel:
+def _fit(train: WindowSet, validation: WindowSet, model_dir: Path, config: TrainingSettings, recipe: ModelRecipe,
+         on_epoch: EpochCallback | None) -> tuple[Any, dict[str, Any]]:
+    """The fitted forecasting model and the training summary; the epochs' log goes to `model_dir`."""
     import keras
 
     _, lookback, n_features = train.inputs.shape
-    model, forecaster = build_model(lookback, n_features, train.targets.shape[1], config.lstm_layers,
-                                    config.lstm_units, config.learning_rate, config.dropout,
-                                    config.horizon_weight_power, config.ensemble_size, config.weight_averaging)
+    model, forecaster = recipe.build(lookback, n_features, train.targets.shape[1], config)
     model_dir.mkdir(parents=True, exist_ok=True)
     log_path = model_dir / TRAINING_LOG
     started = time.perf_counter()
     train_changes = change_targets(train)
     change_scale = fit_change_scale(train_changes)
-    log.info("training on %d samples of %d station(s), %d inputs per hour", len(train.inputs), len(spec.stations),
-             n_features)
     history = model.fit(
-        training_batches(train.inputs, train_changes / change_scale, config.batch_size, shuffle=True),
-        validation_data=training_batches(validation.inputs, change_targets(validation) / change_scale,
-                                         config.batch_size, shuffle=False),
+        recipe.batches(train.inputs, train_changes / change_scale, config.batch_size, True),
+        validation_data=recipe.batches(validation.inputs, change_targets(validation) / change_scale,
+                                       config.batch_size, False),
         epochs=config.max_epochs,
         shuffle=False,  # training_batches shuffles; Keras would only warn that it cannot shuffle a dataset
         verbose=0,
-        callbacks=[*stopping_callbacks(config.patience, config.weight_averaging), keras.callbacks.CSVLogger(str(log_path)),
+        callbacks=[*recipe.callbacks(config.patience, config.weight_averaging), keras.callbacks.CSVLogger(str(log_path)),
                    _epoch_reporter(on_epoch, model_dir, config.max_epochs)],
     )
     seconds = time.perf_counter() - started
     val_losses = history.history["val_loss"]
     best_epoch = int(np.argmin(val_losses)) + 1
-    storage.write_atomically(model_dir / MODEL_FILE, lambda path: forecaster.save(str(path)))
-    save_network(model_dir, spec, params_paths)
-    storage.write_bytes(model_dir / WINDOWS_FILE, plan_path.read_bytes())
-    result = {"epochs_run": len(val_losses), "best_epoch": best_epoch, "best_val_loss": float(val_losses[best_epoch - 1]),
+    summary = {"epochs_run": len(val_losses), "best_epoch": best_epoch, "best_val_loss": float(val_losses[best_epoch - 1]),
               "seconds": seconds, "change_scale": change_scale.tolist()}
-    storage.write_json(model_dir / TRAINING_SUMMARY, result)  # written last: its presence marks a complete model folder
     log.info("trained %d epochs in %.1f s; best epoch %d (val loss %.4f)", len(val_losses), seconds, best_epoch,
-             result["best_val_loss"])
-    return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, **result)
+             summary["best_val_loss"])
+    return forecaster, summary
+
+
+def _save(model_dir: Path, forecaster: Any, spec: NetworkSpec, inputs: TrainingInputs, summary: dict[str, Any]) -> None:
+    """The model, its stations and their preprocessing, its window plan, then its summary (last: its presence marks
+    a complete model folder)."""
+    storage.write_atomically(model_dir / MODEL_FILE, lambda path: forecaster.save(str(path)))
+    save_network(model_dir, spec, inputs.params_paths)
+    storage.write_bytes(model_dir / WINDOWS_FILE, inputs.plan_path.read_bytes())
+    storage.write_json(model_dir / TRAINING_SUMMARY, summary)
+
+
 
 
 def load_model(model_path: Path):
@@ -368,20 +400,17 @@ def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]
 def _train_run_name() -> str:
     from prefect import runtime
 
-    stations = runtime.task_run.parameters["feature_paths"]
+    stations = runtime.task_run.parameters["inputs"].feature_paths
     return f"train {runtime.task_run.parameters['name']} ({len(stations)} station{'s' if len(stations) > 1 else ''})"
 
 
 @task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name)
-def train_task(name: str, feature_paths: dict[str, Path], params_paths: dict[str, Path], plan_path: Path,
-               model_dir: Path, config: TrainingSettings) -> TrainedModel:
+def train_task(name: str, inputs: TrainingInputs, model_dir: Path, config: TrainingSettings) -> TrainedModel:
     """`name` says which model this is (the network's, or one station's) in the UI."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    from tasks.core.home import artifact_key
-
     if is_trained(model_dir):  # a cache hit: no epochs to show
-        return finish(train_model(feature_paths, params_paths, plan_path, model_dir, config), True, "train")
+        return finish(train_model(inputs, model_dir, config), True, "train")
     progress = create_progress_artifact(progress=0.0, key=f"training-progress-{artifact_key(name)}",
                                         description=f"Training {name}: epochs (at most {config.max_epochs}; "
                                                     "early stopping may end sooner)")
@@ -389,6 +418,6 @@ def train_task(name: str, feature_paths: dict[str, Path], params_paths: dict[str
     def report(epoch: int, logs: dict[str, float]) -> None:
         update_progress_artifact(progress, progress=100.0 * epoch / config.max_epochs)
 
-    trained = train_model(feature_paths, params_paths, plan_path, model_dir, config, on_epoch=report)
+    trained = train_model(inputs, model_dir, config, on_epoch=report)
     update_progress_artifact(progress, progress=100.0)
     return trained
