@@ -37,7 +37,9 @@ HOST ?= 127.0.0.1
 serve: install
 	$(BIN)/pm25 serve --port $(PORT) --host $(HOST)
 
+# The layers first (import-linter's contracts in pyproject.toml, seconds), then the suite.
 test: install-dev
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The seed recipe beside the default run, with an ablation ladder, and the network of stations with threads and with
