@@ -4,7 +4,7 @@
 
 For 1 bin (one offset per lead hour) and more bins (`tasks.scoring.intervals`), fit on the validation span's odd months and
 check on its even months, and the other way round, per station and lead hour, with the network LSTM's validation
-forecasts that `pm25 run` kept (evaluation/*/validation_predictions.parquet). Reports the coverage pooled and in
+forecasts that `pm25 run` kept (its evaluation folders). Reports the coverage pooled and in
 each fifth of the forecasts by size, the mean width, and the mean interval score (`tasks.scoring.intervals.interval_score`:
 width plus 10 times the distance by which the observation falls outside; lower is better). Writes reports/bench/interval_methods.json under the
 model's home.
@@ -23,25 +23,25 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from tasks.core import storage  # noqa: E402
+from tasks.scoring.evaluate import SCORES_FILE, station_predictions  # noqa: E402
 from tasks.scoring.intervals import INTERVAL_COVERAGE, coverage_by_size, fit_intervals, interval_score  # noqa: E402
 
 BINS = (1, 5, 10, 20)
 
 
-def kept_predictions(model_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Every station's forecasts that `pm25 run` kept as evaluation/*/`name`.parquet, one evaluation folder per
-    station."""
+def kept_predictions(model_dir: Path, span: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Every station's forecasts of `span` and their scores that `pm25 run` kept in the model's evaluation folder,
+    one folder per station."""
     frames = {}
-    for path in sorted(model_dir.glob(f"evaluation/*/{name}.parquet")):
-        frame = pd.read_parquet(path, columns=columns)
+    for path in sorted(model_dir.glob(f"evaluation/*/{SCORES_FILE}")):
+        frame = station_predictions(path.parent, span, columns)
         frames.setdefault(frame["station"].iloc[0], frame)
     return pd.concat(frames.values(), ignore_index=True)
 
 
 def validation_forecasts(model_dir: Path) -> pd.DataFrame:
     """The network LSTM's validation forecasts of every station."""
-    return kept_predictions(model_dir, "validation_predictions",
-                            ["station", "origin", "horizon", "observed", "scored", "lstm"])
+    return kept_predictions(model_dir, "validation", ["station", "origin", "horizon", "observed", "scored", "lstm"])
 
 
 def cross_fitted(cells: pd.DataFrame, bins: int) -> pd.DataFrame:

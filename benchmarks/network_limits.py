@@ -7,7 +7,7 @@
   do better than the one early stopping keeps?
 - `training days`: the default model trained on the newest 365, 548 and 730 days of the training span and on all of
   it: how much do more training years buy?
-- `blends`: the run's kept forecasts (evaluation/*/validation_predictions.parquet, predictions.parquet): per
+- `blends`: the run's kept forecasts (its evaluation folders, validation and test): per
   horizon, `lstm` plus a least-squares mix of its differences to `gbm`, `climatology` and `persistence`, fitted on
   the validation span; scored there (in sample, so optimistic) and on the test span (nothing is chosen by it).
 
@@ -114,8 +114,8 @@ def blend_ratios(validation: pd.DataFrame, test: pd.DataFrame, horizon: int, oth
 
 def blends(home: Path) -> dict:
     model_dir = home / "models" / champion(home / "models").model_dir
-    validation, test = (kept[kept["scored"]] for kept in (kept_predictions(model_dir, "validation_predictions"),
-                                                           kept_predictions(model_dir, "predictions")))
+    validation, test = (kept[kept["scored"]] for kept in (kept_predictions(model_dir, "validation"),
+                                                           kept_predictions(model_dir, "test")))
     return {" + ".join(("lstm", *others)): {f"h{h}": blend_ratios(validation, test, h, others) for h in HORIZONS}
             for others in ((), *BLENDS)}
 

@@ -22,7 +22,7 @@ from tasks.model.windows import WindowPlan, WindowSet, make_window_set, stack_wi
 
 # What a station reads of every station of the network, at each hour of its look-back, where the stations'
 # features have it: PM2.5 and its last change, the 3-hour changes of dew point and pressure and the wind
-# speed (chosen on the validation span; see docs/network.md).
+# speed (chosen on the validation span; see docs/station-network.md).
 SHARED_FEATURES = (PM25_INPUT, "pm25_change_1h", "dewp_change_3h", "pres_change_3h", "wind_speed")
 
 

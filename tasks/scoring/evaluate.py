@@ -29,8 +29,8 @@ from tasks.scoring.intervals import coverage_by_size, interval_score
 BASELINES = ("lstm_station", "gbm", "persistence", "seasonal_naive", "climatology")
 MODELS = ("lstm", *BASELINES)
 SCORED_SPANS = ("validation", "test")
-PREDICTIONS_FILES = {"test": PREDICTIONS_FILE, "validation": "validation_predictions.parquet"}
 SCORES_FILE = "scores.json"  # the spans' bounds and the intervals scored; written last
+SCORED_COLUMNS = ["scored", "lstm_lower", "lstm_upper"]
 SCORING = "observed target hours in the {span} span, from origins with an observed reading; same cells for every model"
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class EvaluationOutput:
 @dataclass(frozen=True)
 class StationEvaluation:
     station: str
-    folder: Path  # predictions.parquet, validation_predictions.parquet, scores.json
+    folder: Path  # each span's forecasts (the model stage's) and scores, scores.json
     cache_hit: bool = False
 
 
@@ -69,19 +69,38 @@ def scored_cells(observed: np.ndarray, origin_observed: np.ndarray, forecasts: d
     return mask
 
 
-def predictions_table(forecasts: pd.DataFrame, intervals: IntervalTable) -> pd.DataFrame:
-    """A span's forecasts (one row per origin and horizon) with the cells every model is scored on and the network
-    LSTM's 80 % interval."""
+def span_scores_path(folder: Path, span: str) -> Path:
+    return folder / f"scores_{span}.parquet"
+
+
+def station_predictions(folder: Path, span: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """One station's predictions of a span: its forecasts, row by row with their scores (`scored`, the interval)."""
+    forecasts = pd.read_parquet(span_forecasts_path(folder, span))
+    frame = predictions_frame(forecasts, pd.read_parquet(span_scores_path(folder, span)))
+    return frame if columns is None else frame[columns]
+
+
+def predictions_frame(forecasts: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The long predictions table: origin, horizon, target time, observation, `scored`, every model's forecast,
+    the network LSTM's interval and the station."""
+    models = [name for name in MODELS if name in forecasts.columns]
+    frame = forecasts[["origin", "horizon", "target_time", "observed"]].assign(scored=scores["scored"].to_numpy())
+    for name in models:
+        frame[name] = forecasts[name]
+    return frame.assign(lstm_lower=scores["lstm_lower"].to_numpy(), lstm_upper=scores["lstm_upper"].to_numpy(),
+                        station=forecasts["station"])
+
+
+def span_scores(forecasts: pd.DataFrame, intervals: IntervalTable) -> pd.DataFrame:
+    """Per row of a span's forecasts (one per origin and horizon): whether it is a cell every model is scored on,
+    and the network LSTM's 80 % interval."""
     horizon = int(forecasts["horizon"].max())
     models = [name for name in MODELS if name in forecasts.columns]
     by_origin = {name: forecasts[name].to_numpy().reshape(-1, horizon) for name in ["observed", *models]}
     origin_observed = forecasts["origin_observed"].to_numpy().reshape(-1, horizon)[:, 0]
     scored = scored_cells(by_origin["observed"], origin_observed, {name: by_origin[name] for name in models})
     lower, upper = intervals.bounds(by_origin["lstm"])
-    frame = forecasts[["origin", "horizon", "target_time", "observed"]].assign(scored=scored.ravel())
-    for name in models:
-        frame[name] = forecasts[name]
-    return frame.assign(lstm_lower=lower.ravel(), lstm_upper=upper.ravel(), station=forecasts["station"])
+    return pd.DataFrame({"scored": scored.ravel(), "lstm_lower": lower.ravel(), "lstm_upper": upper.ravel()})
 
 
 def evaluate_station(station: str, folder: Path, network_dir: Path, stations: int) -> StationEvaluation:
@@ -98,7 +117,7 @@ def evaluate_station(station: str, folder: Path, network_dir: Path, stations: in
     bounds = {}
     for span in SCORED_SPANS:
         path = span_forecasts_path(folder, span)
-        storage.write_parquet(folder / PREDICTIONS_FILES[span], predictions_table(pd.read_parquet(path), tables[station]))
+        storage.write_parquet(span_scores_path(folder, span), span_scores(pd.read_parquet(path), tables[station]))
         metadata = storage.read_parquet_metadata(path)
         bounds[span] = {"start": metadata["span_start"], "end": metadata["span_end"]}
     storage.write_json(scores_path, {"method": INTERVAL_METHOD, "intervals": key, **bounds})
@@ -145,8 +164,8 @@ def pooled_evaluation(evaluations: list[StationEvaluation], horizon: int, output
                       model_dir: Path) -> EvaluationOutput:
     """metrics.json (pooled over every station's scored hours, and per station) and the network's predictions,
     written into `output_dir`; `model_dir` is the network model whose 80 % intervals were scored."""
-    tests = [pd.read_parquet(item.folder / PREDICTIONS_FILES["test"]) for item in evaluations]
-    validations = [pd.read_parquet(item.folder / "validation_predictions.parquet") for item in evaluations]
+    tests = [station_predictions(item.folder, "test") for item in evaluations]
+    validations = [station_predictions(item.folder, "validation") for item in evaluations]
     spans = {item.station: storage.read_json(item.folder / SCORES_FILE) for item in evaluations}
     tables = read_intervals(model_dir) or {}
     models = [name for name in MODELS if name in tests[0].columns]
