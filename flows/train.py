@@ -74,7 +74,7 @@ def train_pm25(
     forecasts = span_forecasts_task.map(
         stations, unmapped(feature_paths), job.plan_path,
         [{NETWORK_LSTM: network.model_dir, STATION_LSTM: station_dir} for station_dir in station_dirs],
-        [station_evaluation_dir(network.model_dir, station, station_dir) for station, station_dir in zip(stations, station_dirs)],
+        [station_evaluation_dir(network.model_dir, station, folder) for station, folder in zip(stations, station_dirs)],
         settings.seed)
     evaluations = evaluate_task.map(stations, forecasts, network.model_dir, len(stations)).result()
     run_dir = folders.run(run_id)

@@ -18,7 +18,8 @@ from tasks.core.hours import HOURS_PER_DAY
 INTERVALS_FILE = "intervals.json"
 LEVEL_BINS = 10
 INTERVAL_METHOD = (f"split conformal by forecast level: per station and horizon, the residual quantiles 0.1 and 0.9 "
-                   f"of the LSTM's validation forecasts in up to {LEVEL_BINS} bins of equal count by the forecast's size")
+                   f"of the LSTM's validation forecasts in up to {LEVEL_BINS} bins of equal count by the forecast's "
+                   "size")
 CATEGORIES_FILE = "categories.json"
 DAY_MAP_METHOD = ("quantile mapping of the LSTM's 24-hour mean forecasts onto the observed 24-hour means, per "
                   "station, over every origin of the validation span with a valid observed mean")

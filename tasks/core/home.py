@@ -1,4 +1,5 @@
-"""Where a run reads and writes under PM25_HOME, with content-derived names so unchanged inputs hit caches.
+"""The home's folders: where a run reads and writes under PM25_HOME, with content-derived names so unchanged inputs hit
+caches, and the names of the files that stages hand each other through them.
 
     data/source/<sha256>.csv          byte copy of each source file
     data/raw/<sha256>.parquet         each file's table, in its own layout's columns
@@ -7,9 +8,9 @@
     data/dataset/<key>/station=<s>/   the canonical table of the kept stations, partitioned by station
     data/features/<key>/              one station's features.parquet, preprocessing.json (and the windows.json);
                                       a backtest's retrain origin has its own, keyed by the readings before it
-    models/<key>/                     model.keras, network.json, preprocessing/, training_log.csv, training.json,
-                                      evaluation/, plots/; a backtest's models also intervals.json, challenges/,
-                                      backtest_forecasts/
+    models/<key>/                     model.keras, network.json, preprocessing/, windows.json, training_log.csv,
+                                      training.json, intervals.json, categories.json, evaluation/, next_hours/,
+                                      plots/; a backtest's models also challenges/, backtest_forecasts/
     models/registry.json              registered versions and the champion
     reports/data_quality/index.html   Great Expectations Data Docs
     reports/runs/<run id>/            metrics, predictions, plots, report.md of one run (the newest
@@ -35,6 +36,8 @@ PIPELINE_VERSION = "5"
 
 @dataclass(frozen=True)
 class HomeFolders:
+    """The folders under one PM25_HOME (not to be confused with a CSV file's layout, `tasks.data.file_layouts`)."""
+
     home: Path
 
     @property
@@ -101,7 +104,10 @@ def artifact_key(name: str) -> str:
     return "".join(character if character.isalnum() else "-" for character in name.lower())
 
 
-# A model folder (models/<key>/): the model, what it was trained on and how, and what scored and calibrated it.
+# A station's features folder (data/features/<key>/): its features and what was fitted to make them.
+FEATURES_FILE = "features.parquet"
+PARAMS_FILE = "preprocessing.json"
+# A model folder (models/<key>/): the model, what it was trained on and how, and what scored and forecast with it.
 MODEL_FILE = "model.keras"
 NETWORK_FILE = "network.json"  # the stations the model covers, and what it reads of each
 PREPROCESSING_DIR = "preprocessing"  # each station's fitted preprocessing
@@ -109,11 +115,10 @@ WINDOWS_FILE = "windows.json"
 TRAINING_LOG = "training_log.csv"
 TRAINING_SUMMARY = "training.json"  # written last: its presence marks a complete model folder
 EVALUATION_DIR = "evaluation"
+NEXT_HOURS_DIR = "next_hours"  # its forecasts of the hours after each dataset's newest hour
 # A run's report folder (reports/runs/<run id>/): the pooled scores and every scored forecast.
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
-FEATURES_FILE = "features.parquet"
-PARAMS_FILE = "preprocessing.json"
 
 
 def features_files(features_dir: Path) -> tuple[Path, Path]:
@@ -135,9 +140,6 @@ def station_evaluation_dir(network_dir: Path, station: str, station_dir: Path) -
 def span_forecasts_path(folder: Path, span: str) -> Path:
     """Every model's forecasts of one span (`tasks.model.span_forecasts` writes them, `tasks.scoring` reads them)."""
     return folder / f"forecasts_{span}.parquet"
-
-
-NEXT_HOURS_DIR = "next_hours"  # in a model folder: its forecasts of the hours after each dataset's newest hour
 
 
 def next_hours_files(folder: Path) -> tuple[Path, Path]:

@@ -52,7 +52,8 @@ class SavedModel:
 
 def load_saved_model(model_dir: Path) -> SavedModel:
     return SavedModel(model_dir, NetworkSpec.load(model_dir), load_station_params(model_dir),
-                      WindowPlan.from_json(storage.read_json(model_dir / WINDOWS_FILE)), load_change_predictor(model_dir))
+                      WindowPlan.from_json(storage.read_json(model_dir / WINDOWS_FILE)),
+                      load_change_predictor(model_dir))
 
 
 def model_features(dataset: Dataset, model: SavedModel, through: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:

@@ -123,7 +123,8 @@ def plan_task(dataset_path: Path, backtest: BacktestSettings, preprocessing: Pre
 
     plan = plan_origins(dataset_path, backtest, preprocessing)
     progress = create_progress_artifact(progress=0.0, key="backtest-progress",
-                                        description=f"Backtest: retrain origins trained, of {len(plan.retrain_origins)} "
+                                        description="Backtest: retrain origins trained, of "
+                                                    f"{len(plan.retrain_origins)} "
                                                     f"({len(plan.origins)} forecast origins)")
     return BacktestSetup(plan, progress)
 
