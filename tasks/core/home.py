@@ -137,6 +137,9 @@ def station_evaluation_dir(network_dir: Path, station: str, station_dir: Path) -
     return network_dir / EVALUATION_DIR / f"{station}-{station_dir.name}"
 
 
+SCORED_SPANS = ("validation", "test")  # the spans a run forecasts with every model and scores
+
+
 def span_forecasts_path(folder: Path, span: str) -> Path:
     """Every model's forecasts of one span (`tasks.model.span_forecasts` writes them, `tasks.scoring` reads them)."""
     return folder / f"forecasts_{span}.parquet"

@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
-from tasks.core.home import span_forecasts_path
+from tasks.core.home import SCORED_SPANS, span_forecasts_path
 from tasks.core.hours import REPORTED_HORIZONS
 from tasks.core.states import finish
 from tasks.model.baselines import climatology, fit_climatology, persistence, seasonal_naive
@@ -24,7 +24,6 @@ from tasks.model.network_inputs import load_station_params
 from tasks.model.predict import model_forecasts, observed_targets, to_micrograms
 from tasks.model.windows import WindowPlan, WindowSet, make_window_set
 
-SCORED_SPANS = ("validation", "test")
 # The LSTMs a run compares, by the name of their forecast column.
 NETWORK_LSTM, STATION_LSTM = "lstm", "lstm_station"
 

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import storage
 from tasks.core.calibration import INTERVAL_METHOD, IntervalTable, read_intervals, tables_key
 from tasks.core.errors import RegistryError
-from tasks.core.home import METRICS_FILE, PREDICTIONS_FILE, span_forecasts_path
+from tasks.core.home import METRICS_FILE, PREDICTIONS_FILE, SCORED_SPANS, span_forecasts_path
 from tasks.core.hours import REPORTED_HORIZONS
 from tasks.core.progress import PROGRESS
 from tasks.core.states import finish
@@ -28,9 +28,7 @@ from tasks.scoring.intervals import coverage_by_size, interval_score
 
 BASELINES = ("lstm_station", "gbm", "persistence", "seasonal_naive", "climatology")
 MODELS = ("lstm", *BASELINES)
-SCORED_SPANS = ("validation", "test")
 SCORES_FILE = "scores.json"  # the spans' bounds and the intervals scored; written last
-SCORED_COLUMNS = ["scored", "lstm_lower", "lstm_upper"]
 SCORING = "observed target hours in the {span} span, from origins with an observed reading; same cells for every model"
 
 log = logging.getLogger(__name__)
