@@ -70,7 +70,7 @@ def main() -> int:
                               stdout=subprocess.PIPE, text=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    from tasks import storage
+    from tasks.core import storage
 
     storage.write_json(PROJECT_ROOT / "reports" / "bench" / "determinism.json",
                        {"measured_at": time.strftime("%Y-%m-%d %H:%M"), "runs": rows})

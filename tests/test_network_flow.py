@@ -53,7 +53,8 @@ def test_report_forecast_and_registry_cover_every_station(network_home):
     latest = json.loads((home / "reports" / "forecast" / "latest.json").read_text())
     assert set(latest["category_24h"]) == set(NINE) and set(latest["category_24h"].values()) <= set(CATEGORY_NAMES)
     assert json.loads((network / "network.json").read_text()) == {
-        "stations": NINE, "shared_features": ["pm25_z", "pm25_change_1h", "dewp_change_3h", "pres_change_3h", "wind_speed"]}
+        "stations": NINE, "shared_features": ["pm25_z", "pm25_change_1h", "dewp_change_3h", "pres_change_3h", "wind_speed"],
+        "station_one_hot": True}
 
 
 def test_forecast_flow_and_models_command_show_the_stations(network_home, multisite_dir, capsys):

@@ -28,7 +28,7 @@ def write_under_file_size_limit(code: str) -> subprocess.CompletedProcess:
         resource.setrlimit(resource.RLIMIT_FSIZE, ({LIMIT_BYTES}, {LIMIT_BYTES}))
         from pathlib import Path
         import numpy as np, pandas as pd
-        from tasks import storage
+        from tasks.core import storage
     """)
     return subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code)], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=120)
