@@ -22,6 +22,7 @@ from tasks.core.errors import RegistryError
 from tasks.core.home import NEXT_HOURS_DIR, PREPROCESSING_DIR, WINDOWS_FILE, next_hours_files
 from tasks.core.hours import HOURS_PER_DAY
 from tasks.core.records import Dataset
+from tasks.core.states import finish
 from tasks.model.features import build_features, target_inverse, to_hourly_grid
 from tasks.model.inputs import PM25_INPUT, PreprocessingParams
 from tasks.model.network_inputs import (
@@ -142,24 +143,21 @@ def validation_forecasts(dataset_path: Path, model_dir: Path, validation_days: i
     """Per station: the observed targets and the model's forecasts of its validation span (the `validation_days`
     up to the last validation hour of the features it was trained on), reading nothing recorded after that hour:
     what its intervals and category maps are calibrated on."""
-    model = load_saved_model(model_dir)
-    splits = storage.read_json(model_dir / PREPROCESSING_DIR / f"{model.spec.stations[0]}.json")["splits"]
-    through = pd.Timestamp(splits["validation"]["end"])
-    features = model_features(Dataset.load(dataset_path), model, through)
-    hours = len(next(iter(features.values())))
-    return {station: (observed, forecast) for station, (_, observed, forecast, _)
-            in span_forecast(features, model, hours - validation_days * HOURS_PER_DAY).items()}
+    station = NetworkSpec.load(model_dir).stations[0]
+    splits = storage.read_json(model_dir / PREPROCESSING_DIR / f"{station}.json")["splits"]
+    validation = newest_span_forecast(dataset_path, model_dir, validation_days, pd.Timestamp(splits["validation"]["end"]))
+    return {station: (observed, forecast) for station, (_, observed, forecast, _) in validation.items()}
 
 
-def next_hours_forecast(dataset_path: Path, model_dir: Path, history_hours: int) -> Path:
+def next_hours_forecast(dataset_path: Path, model_dir: Path, history_hours: int) -> tuple[Path, bool]:
     """The model's forecast of the hours after the newest validated hour at every station, beside the last
     `history_hours` of each station's readings, in the model's next_hours/<dataset key>/ folder; the same model on
-    the same data gives the same forecast, so an existing one is reused."""
+    the same data gives the same forecast, so an existing one is reused. Returns the folder and whether it was."""
     dataset = Dataset.load(dataset_path)
     folder = model_dir / NEXT_HOURS_DIR / dataset.key
     forecast_path, history_path = next_hours_files(folder)
     if forecast_path.exists() and history_path.exists():
-        return folder
+        return folder, True
     model = load_saved_model(model_dir)
     features = model_features(dataset, model)
     horizon = model.plan.horizon
@@ -179,9 +177,10 @@ def next_hours_forecast(dataset_path: Path, model_dir: Path, history_hours: int)
         histories.append(own[["timestamp", "target"]].iloc[-history_hours:].assign(station=station))
     storage.write_parquet(history_path, pd.concat(histories, ignore_index=True))
     storage.write_parquet(forecast_path, pd.concat(frames, ignore_index=True), {"dataset": dataset.key})  # last
-    return folder
+    return folder, False
 
 
 @task(cache_policy=NO_CACHE, name="next-hours", task_run_name="forecast the next hours with {model_dir.name}")
 def next_hours_task(dataset_path: Path, model_dir: Path, history_hours: int) -> Path:
-    return next_hours_forecast(dataset_path, model_dir, history_hours)
+    folder, reused = next_hours_forecast(dataset_path, model_dir, history_hours)
+    return finish(folder, reused, "next-hours")
