@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks.core import storage
@@ -132,3 +133,8 @@ def verified_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """The issued forecasts a backtest is verified on: the target hour observed and the origin's reading there, so
     the model and persistence are judged on the same cells."""
     return frame[frame["observed"].notna() & frame["persistence"].notna()]
+
+
+# A model's forecasts of a span, per station: origin rows, observed targets, forecasts (µg/m³) and whether each
+# origin's reading was observed (`tasks.model.predict` makes them, a promotion scores them).
+SpanForecast = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]

@@ -21,7 +21,7 @@ from tasks.core import storage
 from tasks.core.errors import RegistryError
 from tasks.core.home import NEXT_HOURS_DIR, PREPROCESSING_DIR, WINDOWS_FILE, next_hours_files
 from tasks.core.hours import HOURS_PER_DAY
-from tasks.core.records import Dataset
+from tasks.core.records import Dataset, SpanForecast
 from tasks.core.states import finish
 from tasks.model.features import build_features, target_inverse, to_hourly_grid
 from tasks.model.inputs import PM25_INPUT, PreprocessingParams
@@ -34,9 +34,6 @@ from tasks.model.network_inputs import (
 )
 from tasks.model.train import load_change_predictor
 from tasks.model.windows import WindowPlan, WindowSet, span_origins, window_inputs
-
-# Per station: origin rows, observed targets, forecasts (µg/m³) and whether each origin's reading was observed.
-SpanForecast = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import storage
 from tasks.core.home import MODEL_FILE, NETWORK_FILE
 from tasks.core.hours import HOURS_PER_DAY, REPORTED_HORIZONS
-from tasks.core.records import Dataset, ModelVersion
+from tasks.core.records import Dataset, ModelVersion, SpanForecast
 from tasks.operate.registry import code_version, read_registry, registry_lock, write_registry
 
-# Per station: origin rows, observed targets, forecasts (µg/m³) and whether each origin's reading was observed.
-SpanForecast = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 # A station whose score the challenger worsens by more than this share is named in the decision.
 WORSE_BY = 0.05
 
