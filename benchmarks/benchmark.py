@@ -271,7 +271,7 @@ def network_runs(work: Path, source: Path) -> dict:
         rows[runner] = {"wall_seconds": run["wall_seconds"], "peak_tree_mb": run["peak_tree_mb"],
                         "stations": len(run["stations"]),
                         "rmse": {name: {f"h{h}": round(metrics["models"][name][f"h{h}"]["rmse"], 2) for h in REPORTED}
-                                 for name in ("lstm", "lstm_station", "gbm", "persistence")}}
+                                 for name in ("lstm", "lstm_station", "gbm", "ridge", "persistence")}}
         print(runner, rows[runner], flush=True)
     return rows
 
@@ -412,7 +412,8 @@ def main() -> int:
         "server_not_kept": {"full_run": unkept_full | {"metrics": None}, "second_run": unkept_second | {"metrics": None}},
         "running_server": {"full_run": served_full | {"metrics": None}, "second_run": served_second | {"metrics": None}},
         "persistence": {f"h{h}": round(metrics["models"]["persistence"][f"h{h}"]["rmse"], 2) for h in REPORTED},
-        "gbm": {f"h{h}": round(metrics["models"]["gbm"][f"h{h}"]["rmse"], 2) for h in REPORTED},
+        **{name: {f"h{h}": round(metrics["models"][name][f"h{h}"]["rmse"], 2) for h in REPORTED}
+           for name in ("gbm", "ridge")},
         "windows": window_speed(features_path),
         "network": network,
         "settings": {"min_train_days": MIN_TRAIN_DAYS, "validation_days": VALIDATION_DAYS, "test_days": TEST_DAYS},

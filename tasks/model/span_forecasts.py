@@ -1,7 +1,7 @@
 """Span forecasts: every model's forecasts of one station on the validation and test spans, from the same origins,
 as one long table per span (origin, horizon, target time, the observation, and a column per model) for the
-scoring stage to score: the network LSTM (`lstm`), the station's own LSTM (`lstm_station`), `gbm` and the naive
-baselines."""
+scoring stage to score: the network LSTM (`lstm`), the station's own LSTM (`lstm_station`), `gbm`, `ridge` and the
+naive baselines. Tables kept from before a model joined are made again."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -20,12 +21,14 @@ from tasks.core.states import finish
 from tasks.model.baselines import climatology, fit_climatology, persistence, seasonal_naive
 from tasks.model.gbm import fit_predict_gbm
 from tasks.model.inputs import PM25_INPUT
-from tasks.model.network_inputs import load_station_params
+from tasks.model.network_inputs import NetworkSpec, load_station_params, station_window_set
 from tasks.model.predict import model_forecasts, observed_targets, to_micrograms
+from tasks.model.ridge import fit_predict_ridge
 from tasks.model.windows import WindowPlan, WindowSet, make_window_set
 
-# The LSTMs a run compares, by the name of their forecast column.
+# The LSTMs a run compares, by the name of their forecast column, and the baselines beside them.
 NETWORK_LSTM, STATION_LSTM = "lstm", "lstm_station"
+BASELINE_COLUMNS = ("gbm", "ridge", "persistence", "seasonal_naive", "climatology")
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +42,25 @@ def forecast_spans(features: dict[str, pd.DataFrame], station: str, plan: Window
     params = load_station_params(lstm_dirs[NETWORK_LSTM])[station]
     train = make_window_set(own, plan, "train")
     spans = {name: make_window_set(own, plan, name) for name in SCORED_SPANS}
+    spec = NetworkSpec.load(lstm_dirs[NETWORK_LSTM])  # ridge reads the neighbours where there are neighbours
+    with_network = {name: station_window_set(features, spec, plan, name, station) for name in ("train", *SCORED_SPANS)}
     by_dir: dict[Path, dict[str, np.ndarray]] = {}
     for model_dir in lstm_dirs.values():
         if model_dir not in by_dir:
             by_dir[model_dir] = model_forecasts(model_dir, features, plan, station, SCORED_SPANS)
     gbm_horizons = tuple(h for h in REPORTED_HORIZONS if h <= plan.horizon)
-    gbm = fit_predict_gbm(train, spans["validation"], list(spans.values()), plan.feature_columns.index(PM25_INPUT),
-                          gbm_horizons, seed)
+    pm25_column = plan.feature_columns.index(PM25_INPUT)
+    gbm = fit_predict_gbm(train, spans["validation"], list(spans.values()), pm25_column, gbm_horizons, seed)
+    ridge = fit_predict_ridge(with_network["train"], with_network["validation"],
+                              [with_network[name] for name in spans], own[PM25_INPUT].to_numpy(), pm25_column)
     table = fit_climatology(own["timestamp"], series, (own["split"] == "train").to_numpy())
     result = {}
-    for (name, windows), gbm_change in zip(spans.items(), gbm):
+    for (name, windows), gbm_change, ridge_change in zip(spans.items(), gbm, ridge):
         origins = windows.origin_index
         result[name] = windows, {
             **{column: by_dir[model_dir][name] for column, model_dir in lstm_dirs.items()},
             "gbm": to_micrograms(windows, gbm_change, params),
+            "ridge": to_micrograms(windows, ridge_change, params),
             "persistence": persistence(series, origins, plan.horizon),
             "seasonal_naive": seasonal_naive(series, origins, plan.horizon),
             "climatology": climatology(table, own["timestamp"], origins, plan.horizon),
@@ -90,7 +98,9 @@ def write_span_forecasts(station: str, feature_paths: dict[str, Path], plan_path
     """Write the station's span forecasts into `output_dir` (the test span's last: its presence marks them
     complete); the same models and features, the same folder, so an existing one is reused. Returns the folder and
     whether it was reused."""
-    if all(span_forecasts_path(output_dir, span).exists() for span in SCORED_SPANS):
+    wanted = {*lstm_dirs, *BASELINE_COLUMNS}
+    if all(span_forecasts_path(output_dir, span).exists() and wanted <= set(pq.read_schema(
+            span_forecasts_path(output_dir, span)).names) for span in SCORED_SPANS):
         log.info("span forecasts cache hit: %s already holds station %s's forecasts", output_dir, station)
         return output_dir, True
     features = {name: pd.read_parquet(path) for name, path in feature_paths.items()}

@@ -53,15 +53,15 @@ def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def validation_ratios(metrics: dict[str, Any]) -> str:
-    """One sentence: the LSTM's and gbm's RMSE as a share of persistence's on the validation span."""
+    """One sentence: the LSTM's and the learned baselines' RMSE as a share of persistence's on the validation span."""
     validation = metrics["validation"]
     models = validation["models"]
     horizons = [f"h{h}" for h in REPORTED_HORIZONS if f"h{h}" in models["persistence"]]
     shares = {name: " / ".join(f"{models[name][key]['rmse'] / models['persistence'][key]['rmse']:.3f}" for key in horizons)
-              for name in ("lstm", "gbm")}
+              for name in ("lstm", "gbm", "ridge") if name in models}
     return (f"On the validation span ({validation['start']} to {validation['end']}), on which the settings are chosen, "
             f"RMSE as a share of persistence's at {' / '.join(key[1:] for key in horizons)} h: "
-            f"lstm {shares['lstm']}; gbm {shares['gbm']}.")
+            + "; ".join(f"{name} {share}" for name, share in shares.items()) + ".")
 
 
 def station_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,9 +27,9 @@ from tasks.core.progress import PROGRESS
 from tasks.core.states import finish
 from tasks.scoring.intervals import coverage_by_size, interval_score
 
-BASELINES = ("lstm_station", "gbm", "persistence", "seasonal_naive", "climatology")
+BASELINES = ("lstm_station", "gbm", "ridge", "persistence", "seasonal_naive", "climatology")
 MODELS = ("lstm", *BASELINES)
-SCORES_FILE = "scores.json"  # the spans' bounds and the intervals scored; written last
+SCORES_FILE = "scores.json"  # the spans' bounds, and the key of the intervals and forecasts scored; written last
 SCORING = "observed target hours in the {span} span, from origins with an observed reading; same cells for every model"
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,11 @@ def evaluate_station(station: str, folder: Path, network_dir: Path, stations: in
     tables = read_intervals(network_dir)
     if tables is None:
         raise RegistryError(f"model {network_dir} has no 80 % intervals: calibrate it first")
-    key = tables_key({station: tables[station]})
+    # The scores hold for these intervals and these forecasts' models; other ones are scored again.
+    models = sorted(pq.read_schema(span_forecasts_path(folder, "test")).names)
+    key = storage.fingerprint(tables_key({station: tables[station]}), models)
     scores_path = folder / SCORES_FILE
-    if scores_path.exists() and storage.read_json(scores_path).get("intervals") == key:
+    if scores_path.exists() and storage.read_json(scores_path).get("key") == key:
         log.info("evaluation cache hit: %s already holds station %s's scores", folder, station)
         return StationEvaluation(station, folder, cache_hit=True)
     bounds = {}
@@ -118,7 +121,7 @@ def evaluate_station(station: str, folder: Path, network_dir: Path, stations: in
         storage.write_parquet(span_scores_path(folder, span), span_scores(pd.read_parquet(path), tables[station]))
         metadata = storage.read_parquet_metadata(path)
         bounds[span] = {"start": metadata["span_start"], "end": metadata["span_end"]}
-    storage.write_json(scores_path, {"method": INTERVAL_METHOD, "intervals": key, **bounds})
+    storage.write_json(scores_path, {"method": INTERVAL_METHOD, "key": key, **bounds})
     scored = len(list(folder.parent.glob(f"*/{SCORES_FILE}")))
     log.info("scored station %s", station, extra={PROGRESS: ("scoring stations", min(scored, stations), stations)})
     return StationEvaluation(station, folder)
