@@ -53,6 +53,10 @@ class HomeFolders:
         return self.home / "data" / "raw"
 
     @property
+    def weather(self) -> Path:
+        return self.home / "data" / "weather"
+
+    @property
     def validated(self) -> Path:
         return self.home / "data" / "validated"
 

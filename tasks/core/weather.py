@@ -1,0 +1,18 @@
+"""Weather forecasts as every stage reads them: the variables of the `weather_forecast` layout, and which issue a
+forecast made at an origin may read (the newest issued at or before it, never a later one)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# The layout's variables, in its units: °C, °C, hPa, m/s, degrees the wind blows from, mm in the hour.
+WEATHER_VARIABLES = ("temperature", "dew_point", "pressure", "wind_speed", "wind_direction", "precipitation")
+WEATHER_COLUMNS = ("station", "issued_at", "valid_at", *WEATHER_VARIABLES)
+
+
+def newest_issues(forecasts: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
+    """For each station and valid hour, the row of the newest issue with `issued_at <= origin`; rows issued after the
+    origin are never read, however new. Sorted by station and valid hour; empty when nothing was issued by then."""
+    known = forecasts[forecasts["issued_at"] <= origin]
+    newest = known.sort_values("issued_at", kind="stable").drop_duplicates(["station", "valid_at"], keep="last")
+    return newest.sort_values(["station", "valid_at"], kind="stable").reset_index(drop=True)
