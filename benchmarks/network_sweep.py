@@ -30,7 +30,8 @@ from tasks.core.home import PREPROCESSING_DIR, WINDOWS_FILE  # noqa: E402
 from tasks.core.settings import Settings, TrainingSettings  # noqa: E402
 from tasks.model.baselines import persistence  # noqa: E402
 from tasks.model.network_inputs import NetworkSpec  # noqa: E402
-from tasks.model.predict import model_forecasts, observed_targets  # noqa: E402
+from tasks.model.predict import model_forecasts  # noqa: E402
+from tasks.model.windows import observed_targets  # noqa: E402
 from tasks.model.train import (  # noqa: E402
     DEFAULT_RECIPE,
     STEPS_PER_EXECUTION,

@@ -68,7 +68,8 @@ def backtest_pm25(
 
     dataset = validated_dataset(settings).dataset
     setup = plan_task.submit(dataset.path, settings.backtest, settings.preprocessing).result()
-    jobs = plan_nights(folders, dataset, settings.preprocessing, settings.training, setup.plan.retrain_origins)
+    jobs = plan_nights(folders, dataset, settings.preprocessing, settings.training, setup.plan.retrain_origins,
+                       weather=False)
     model_dirs = [job.network_dir for job in jobs]
     submitted = [submit_night(dataset.path, job, settings) for job in jobs]
     retrained = []

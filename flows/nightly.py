@@ -1,4 +1,5 @@
-"""The nightly unit: preprocess → windows → train → calibrate, for one night, as the nightly flow (`flows/train.py`)
+"""The nightly unit: preprocess → windows → train → calibrate (and, where the night reads the weather, the network
+model's weather model trained and calibrated beside it), for one night, as the nightly flow (`flows/train.py`)
 and every retrain origin of its backtest (`flows/backtest.py`) run it. Its tasks run on the calling flow's task
 runner; `submit_night` returns at once, so a backtest's nights run side by side."""
 
@@ -14,12 +15,14 @@ from prefect.futures import PrefectFuture, PrefectFutureList
 from tasks.core.home import features_files
 from tasks.core.settings import Settings
 from tasks.core.states import finish
+from tasks.core.weather import NOISY_TRACK, PERFECT_TRACK
 from tasks.model.features import preprocess_task
 from tasks.model.plan import NETWORK_MODEL, NightlyJob
 from tasks.model.predict import validation_forecasts
 from tasks.model.train import TrainedModel, TrainingInputs, train_task
+from tasks.model.weather_model import train_weather_task, weather_validation_forecasts
 from tasks.model.windows import windows_task
-from tasks.scoring.calibrate import calibrate, is_calibrated
+from tasks.scoring.calibrate import calibrate, calibrate_tracks, is_calibrated, tracks_calibrated
 
 
 @task(cache_policy=NO_CACHE, name="calibrate", task_run_name="calibrate {model_dir.name}")
@@ -31,12 +34,23 @@ def calibrate_task(dataset_path: Path, model_dir: Path, validation_days: int) ->
     return calibrate(model_dir, validation_forecasts(dataset_path, model_dir, validation_days))
 
 
+@task(cache_policy=NO_CACHE, name="calibrate-weather", task_run_name="calibrate the weather model of {model_dir.parent.name}")
+def calibrate_weather_task(feature_paths: dict[str, Path], model_dir: Path, seed: int) -> Path:
+    """The weather model's intervals and category maps: its own from the noisy track (the errors a real forecast
+    brings), the perfect track's beside them."""
+    tracks = [PERFECT_TRACK, NOISY_TRACK]
+    if tracks_calibrated(model_dir, tracks, NOISY_TRACK):
+        return finish(model_dir, True, "calibrate")
+    return calibrate_tracks(model_dir, weather_validation_forecasts(feature_paths, model_dir, seed), NOISY_TRACK)
+
+
 @dataclass(frozen=True)
 class Night:
     """What a night leaves: every model's training result, by name, and its job."""
 
     job: NightlyJob
     trained: dict[str, TrainedModel]
+    weather: TrainedModel | None = None
 
     @property
     def network(self) -> TrainedModel:
@@ -48,12 +62,17 @@ class SubmittedNight:
     job: NightlyJob
     trainings: PrefectFutureList
     calibrated: PrefectFuture
+    weather: tuple[PrefectFuture, PrefectFuture] | None = None  # its training and calibration
 
     def result(self) -> Night:
-        """Wait for the night's trainings and calibration."""
+        """Wait for the night's trainings and calibrations."""
         trained = self.trainings.result()
         self.calibrated.result()
-        return Night(self.job, self.job.models.by_name(trained))
+        weather = None
+        if self.weather is not None:
+            weather = self.weather[0].result()
+            self.weather[1].result()
+        return Night(self.job, self.job.models.by_name(trained), weather)
 
 
 def submit_night(dataset_path: Path, job: NightlyJob, settings: Settings) -> SubmittedNight:
@@ -74,4 +93,10 @@ def submit_night(dataset_path: Path, job: NightlyJob, settings: Settings) -> Sub
                                unmapped(settings.training), wait_for=[plan, *prepared])
     calibrated = calibrate_task.submit(dataset_path, job.network_dir, preprocessing.validation_days,
                                        wait_for=list(trainings))
-    return SubmittedNight(job, trainings, calibrated)
+    weather = None
+    if job.weather_dir is not None:
+        network_inputs = inputs[names.index(NETWORK_MODEL)]
+        trained = train_weather_task.submit(network_inputs, job.weather_dir, settings.training, wait_for=[plan, *prepared])
+        weather = trained, calibrate_weather_task.submit(network_inputs.feature_paths, job.weather_dir, settings.seed,
+                                                         wait_for=[trained])
+    return SubmittedNight(job, trainings, calibrated, weather)

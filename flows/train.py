@@ -11,12 +11,12 @@ from prefect import flow, get_run_logger, runtime, unmapped
 
 from flows.forecast import champion_forecast
 from flows.nightly import submit_night
-from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
+from flows.validate import DEFAULTS, TASK_RUNNER, stored_weather, validated_dataset
 from tasks.core.home import HomeFolders, features_files, new_run_id, station_evaluation_dir
 from tasks.core.settings import BACKTEST_SETTINGS, OPERATOR_SETTINGS, Settings
 from tasks.model.plan import plan_nights, station_model
 from tasks.model.predict import newest_span_forecast
-from tasks.model.span_forecasts import NETWORK_LSTM, STATION_LSTM, span_forecasts_task
+from tasks.model.span_forecasts import NETWORK_LSTM, STATION_LSTM, SpanModels, span_forecasts_task
 from tasks.operate.alerts import send_alert
 from tasks.operate.promote import Candidate, Challenge, register_task
 from tasks.publish.run_report import report_task
@@ -32,6 +32,7 @@ def _run_name() -> str:
       on_crashed=[send_alert], task_runner=TASK_RUNNER)
 def train_pm25(
     source: str = DEFAULTS.source,
+    weather: str | None = DEFAULTS.weather,
     home: str = str(DEFAULTS.home),
     max_epochs: int = DEFAULTS.max_epochs,
     seed: int = DEFAULTS.seed,
@@ -65,18 +66,20 @@ def train_pm25(
     dataset = validated.dataset
     stations = dataset.stations
 
-    [job] = plan_nights(folders, dataset, settings.preprocessing, settings.training, [None])
+    [job] = plan_nights(folders, dataset, settings.preprocessing, settings.training, [None], weather=True)
     night = submit_night(dataset.path, job, settings).result()
     network = night.network
 
     feature_paths = {station: features_files(folder)[0] for station, folder in job.features_dirs.items()}
     station_dirs = [night.trained[station_model(station)].model_dir for station in stations]
+    issued = stored_weather(settings, stations)
     forecasts = span_forecasts_task.map(
         stations, unmapped(feature_paths), job.plan_path,
-        [{NETWORK_LSTM: network.model_dir, STATION_LSTM: station_dir} for station_dir in station_dirs],
+        [SpanModels({NETWORK_LSTM: network.model_dir, STATION_LSTM: station_dir}, job.weather_dir, issued)
+         for station_dir in station_dirs],
         [station_evaluation_dir(network.model_dir, station, folder) for station, folder in zip(stations, station_dirs)],
         settings.seed)
-    evaluations = evaluate_task.map(stations, forecasts, network.model_dir, len(stations)).result()
+    evaluations = evaluate_task.map(stations, forecasts, network.model_dir, len(stations), job.weather_dir).result()
     run_dir = folders.run(run_id)
     evaluation = score_network_task.submit(evaluations, settings.horizon_hours, run_dir, network.model_dir).result()
     report = report_task.submit(run_dir, folders.reports, network.model_dir, validated.summary,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 
 from flows.runners import task_runner_for
 from tasks.core.home import HomeFolders
@@ -13,11 +14,25 @@ from tasks.data.dataset import ValidatedDataset, dataset_task
 from tasks.data.ingest import ingest_task
 from tasks.data.sources import fetch_with_retries, flatten, resolve_sources_task
 from tasks.data.validate import validate_task
+from tasks.data.weather import combine_weather_task, store_weather_task
 
 # The PM25_* variables of the process that imports the flows give their parameters' defaults, so a
 # deployment's parameter form shows them and a worker's environment can change them.
 DEFAULTS = Settings()
 TASK_RUNNER = task_runner_for(DEFAULTS)
+
+
+def stored_weather(settings: Settings, stations: list[str]) -> Path | None:
+    """Resolve, fetch, check and store every weather forecast file of `settings.weather`, then combine them into the
+    one table the models read (None when it is unset), as tasks of the calling flow run."""
+    if not settings.weather:
+        return None
+    folders, sources = HomeFolders(settings.home), settings.sources
+    entries = resolve_sources_task.submit(settings.weather).result()
+    fetch = fetch_with_retries(sources.download_retries, sources.retry_delay_seconds)
+    fetched = flatten(fetch.map(entries, folders.source_cache, sources.download_timeout_seconds).result())
+    files = store_weather_task.map(fetched, unmapped(stations), folders, sources).result()
+    return combine_weather_task.submit(files, folders).result()
 
 
 def validated_dataset(settings: Settings) -> ValidatedDataset:

@@ -8,6 +8,8 @@ import pytest
 from flows.train import train_pm25
 from tasks.core.errors import DataError
 from tasks.core.hours import REPORTED_HORIZONS
+from tasks.core.weather import NOISY_TRACK, PERFECT_TRACK
+from tasks.core.home import weather_model_dir
 from tasks.publish.run_report import render_plots
 from tasks.scoring.evaluate import BASELINES
 
@@ -26,6 +28,9 @@ def test_flow_writes_every_output(trained_home):
     for name in ("model.keras", "network.json", "preprocessing/US_Embassy.json", "windows.json", "training_log.csv",
                  "training.json"):
         assert (model_dir / name).is_file(), name
+        assert (weather_model_dir(model_dir) / name).is_file(), name  # the weather model, in its network model's folder
+    for name in ("weather_scaling.json", "intervals.json", "categories.json", "intervals_lstm_wx_perfect.json"):
+        assert (weather_model_dir(model_dir) / name).is_file(), name
     assert "data_quality/index.html" in (latest / "report.md").read_text()
     registry = json.loads((home / "models" / "registry.json").read_text())
     assert registry["champion"] == result["model_version"] == 1 and result["promoted"]
@@ -39,7 +44,7 @@ def test_metrics_hold_every_model_and_horizon_scored_on_the_same_hours(trained_h
     home, _ = trained_home
     metrics = json.loads((home / "reports" / "latest" / "metrics.json").read_text())
     assert metrics["test_start"].startswith("2014-01-01T00:00") and metrics["test_end"].startswith("2014-12-31T23:00")
-    assert set(metrics["models"]) == {"lstm", *BASELINES}
+    assert set(metrics["models"]) == {"lstm", PERFECT_TRACK, NOISY_TRACK, *BASELINES}
     for horizon in REPORTED_HORIZONS:
         counts = {name: scores[f"h{horizon}"]["n"] for name, scores in metrics["models"].items()}
         assert len(set(counts.values())) == 1 and counts["lstm"] > 8000
@@ -70,7 +75,7 @@ def test_metrics_and_report_hold_the_validation_span_scores_that_settings_are_ch
     home, _ = trained_home
     validation = json.loads((home / "reports" / "latest" / "metrics.json").read_text())["validation"]
     assert validation["start"].startswith("2013-01-01T00:00") and validation["end"].startswith("2013-12-31T23:00")
-    assert set(validation["models"]) == {"lstm", *BASELINES}
+    assert set(validation["models"]) == {"lstm", PERFECT_TRACK, NOISY_TRACK, *BASELINES}
     for horizon in REPORTED_HORIZONS:
         counts = {name: scores[f"h{horizon}"]["n"] for name, scores in validation["models"].items()}
         assert len(set(counts.values())) == 1 and counts["lstm"] > 8000

@@ -9,10 +9,9 @@ from tasks.model.features import (
     fit_preprocessing,
     split_bounds,
     target_forward,
-    target_inverse,
     to_hourly_grid,
 )
-from tasks.model.inputs import PM25_INPUT
+from tasks.model.inputs import PM25_INPUT, target_inverse
 from tests.conftest import EMBASSY_INPUTS, EMBASSY_WINDS, canonical_frame, uci_frame
 
 

@@ -66,16 +66,21 @@ def tables_key(tables: dict[str, IntervalTable]) -> str:
     return storage.fingerprint({station: table.to_json() for station, table in tables.items()})
 
 
-def write_intervals(model_dir: Path, tables: dict[str, IntervalTable]) -> Path:
+def track_intervals_file(track: str) -> str:
+    """Where a model fed several ways (the weather model) keeps the interval tables of a track other than its own."""
+    return f"intervals_{track}.json"
+
+
+def write_intervals(model_dir: Path, tables: dict[str, IntervalTable], file_name: str = INTERVALS_FILE) -> Path:
     """A model's interval tables, by station, kept beside the model (`intervals.json`)."""
-    return storage.write_method_tables(model_dir / INTERVALS_FILE, INTERVAL_METHOD,
+    return storage.write_method_tables(model_dir / file_name, INTERVAL_METHOD,
                                        {station: table.to_json() for station, table in tables.items()})
 
 
-def read_intervals(model_dir: Path) -> dict[str, IntervalTable] | None:
+def read_intervals(model_dir: Path, file_name: str = INTERVALS_FILE) -> dict[str, IntervalTable] | None:
     """The model's interval tables by station; None where it has none, or only ones made by an earlier method
     (which a caller fits again)."""
-    tables = storage.read_method_tables(model_dir / INTERVALS_FILE, INTERVAL_METHOD)
+    tables = storage.read_method_tables(model_dir / file_name, INTERVAL_METHOD)
     return None if tables is None else {station: IntervalTable.from_json(table) for station, table in tables.items()}
 
 

@@ -111,6 +111,8 @@ def artifact_key(name: str) -> str:
 # A station's features folder (data/features/<key>/): its features and what was fitted to make them.
 FEATURES_FILE = "features.parquet"
 PARAMS_FILE = "preprocessing.json"
+OBSERVED_WEATHER_FILE = "observed_weather.parquet"
+WEATHER_MODEL_VERSION = "1"  # the station's weather at every features hour (perfect prognosis)
 # A model folder (models/<key>/): the model, what it was trained on and how, and what scored and forecast with it.
 MODEL_FILE = "model.keras"
 NETWORK_FILE = "network.json"  # the stations the model covers, and what it reads of each
@@ -128,6 +130,17 @@ PREDICTIONS_FILE = "predictions.parquet"
 def features_files(features_dir: Path) -> tuple[Path, Path]:
     """A station's features table and its fitted preprocessing, in its features folder."""
     return features_dir / FEATURES_FILE, features_dir / PARAMS_FILE
+
+
+def weather_model_dir(network_dir: Path) -> Path:
+    """Where a network model's weather model (`tasks/model/weather_model.py`) lives: inside the network model's folder,
+    named by the weather model's design version (a new design trains them again)."""
+    return network_dir / f"weather-{WEATHER_MODEL_VERSION}"
+
+
+def observed_weather_path(features_path: Path) -> Path:
+    """The weather observed at every hour of a features table, beside it."""
+    return features_path.parent / OBSERVED_WEATHER_FILE
 
 
 def window_plan_path(features_dir: Path, lookback: int, horizon: int) -> Path:

@@ -37,6 +37,7 @@ class SourceSettings:
     """Where the readings come from, how they are fetched, the suites that check them and the quarantine's bound."""
 
     source: str
+    weather: str | None
     download_retries: int
     retry_delay_seconds: float
     download_timeout_seconds: float
@@ -108,6 +109,9 @@ class Settings(BaseSettings):
 
     source: str = Field(UCI_SOURCE_URL, description="The source set: comma-separated http(s) URLs, files, folders or "
                         "globs of UCI station CSVs (the embassy file, multi-site station files) or zip archives of them.")
+    weather: str | None = Field(None, description="Weather forecasts at the stations (the `weather_forecast` layout, "
+                                "docs/weather.md) for the weather model `lstm_wx`, given like source: comma-separated "
+                                "http(s) URLs, files, folders or globs of CSVs; a run scores `lstm_wx` fed them as issued.")
     home: Path = Field(Path("pm25_home"), description="Folder under which a run writes data/, reports/ and models/.")
     max_epochs: int = Field(40, ge=1, description="Upper bound on training epochs (early stopping usually ends sooner).")
     seed: int = Field(42, description="Seed for weight initialisation and shuffling.")
@@ -187,10 +191,10 @@ class Settings(BaseSettings):
         "network): the newest, and always the one reports/latest points to (not a flow parameter)."
     )
 
-    @field_validator("source")
+    @field_validator("source", "weather")
     @classmethod
-    def _source_scheme_is_supported(cls, value: str) -> str:
-        for entry in value.split(","):
+    def _source_scheme_is_supported(cls, value: str | None) -> str | None:
+        for entry in (value or "").split(","):
             if "://" in entry and not entry.strip().lower().startswith(("http://", "https://")):
                 raise ValueError(f"each source must be an http(s) URL or a local path, got {entry.strip()!r}")
         return value
@@ -225,3 +229,5 @@ class Settings(BaseSettings):
 OPERATOR_SETTINGS = frozenset(field.name for field in fields(OperatingSettings))
 # Settings of the backtest flow only (its origins and schedule): not parameters of the nightly flow.
 BACKTEST_SETTINGS = frozenset(field.name for field in fields(BacktestSettings))
+# Settings of the nightly flow that the backtest does not take yet: it replays no weather forecasts (issue 27).
+NOT_BACKTEST_SETTINGS = frozenset({"weather"})

@@ -9,6 +9,14 @@ import pandas as pd
 WEATHER_VARIABLES = ("temperature", "dew_point", "pressure", "wind_speed", "wind_direction", "precipitation")
 WEATHER_COLUMNS = ("station", "issued_at", "valid_at", *WEATHER_VARIABLES)
 
+# The weather model's forecasts, by what they are fed (tasks/model/weather_model.py): the weather observed at the
+# target hours (an upper bound, never a forecast skill), that weather with forecast-like errors, a forecast as issued.
+PERFECT_TRACK, NOISY_TRACK, ISSUED_TRACK = "lstm_wx_perfect", "lstm_wx_noisy", "lstm_wx"
+WEATHER_TRACKS = (PERFECT_TRACK, NOISY_TRACK, ISSUED_TRACK)
+TRACK_LABELS = {PERFECT_TRACK: "upper bound: fed the weather observed at the target hours, not a forecast skill",
+                NOISY_TRACK: "fed the observed weather with forecast-like errors (docs/weather.md#the-error-model)",
+                ISSUED_TRACK: "fed a weather forecast as issued"}
+
 
 def newest_issues(forecasts: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
     """For each station and valid hour, the row of the newest issue with `issued_at <= origin`; rows issued after the

@@ -163,6 +163,20 @@ def read_weather(files: list[WeatherFile]) -> pd.DataFrame:
     return combined.drop(columns=["source", ROW_ID_COLUMN]).reset_index(drop=True)
 
 
+def combine_weather(files: list[WeatherFile], weather_dir: Path) -> Path:
+    """The stored files' rows as one table (`read_weather`: refusing files that disagree), kept once per set of
+    files; the one table the models are fed."""
+    destination = weather_dir / f"combined-{storage.fingerprint(sorted(file.sha256 for file in files))}.parquet"
+    if not destination.exists():
+        storage.write_parquet(destination, read_weather(files), {"sources": ",".join(file.origin for file in files)})
+    return destination
+
+
+@task(cache_policy=NO_CACHE, name="combine-weather", task_run_name="combine the weather forecast files")
+def combine_weather_task(files: list[WeatherFile], folders: HomeFolders) -> Path:
+    return combine_weather(files, folders.weather)
+
+
 @task(cache_policy=NO_CACHE, name="store-weather", task_run_name="store weather {fetched.file_name}")
 def store_weather_task(fetched: FetchedSource, stations: list[str], folders: HomeFolders,
                        sources: SourceSettings) -> WeatherFile:

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
 from tasks.core.errors import DataError
-from tasks.core.home import features_files
+from tasks.core.home import features_files, observed_weather_path
 from tasks.core.hours import HOURS_PER_DAY
 from tasks.core.records import Dataset
 from tasks.core.settings import PreprocessingSettings
@@ -32,6 +32,7 @@ from tasks.model.inputs import (
     WIND_COLUMN,
     PreprocessingParams,
 )
+from tasks.model.weather_inputs import observed_weather
 
 # Derived inputs, each read from the past only: the last hour's PM2.5 change, PM2.5 on a log scale (its
 # spikes compressed), trailing PM2.5 means, and the recent change of wind run, dew point and pressure
@@ -94,10 +95,6 @@ def target_forward(values: np.ndarray | pd.Series, transform: str) -> np.ndarray
     """Map µg/m³ into the space the model learns in (before standardising)."""
     values = np.asarray(values, dtype="float64")
     return np.log1p(values) if transform == "log1p" else values
-
-
-def target_inverse(values: np.ndarray, transform: str) -> np.ndarray:
-    return np.expm1(values) if transform == "log1p" else values
 
 
 def _finite_or(value: float, default: float) -> float:
@@ -198,10 +195,16 @@ def station_grid(dataset: Dataset, station: str) -> pd.DataFrame:
     return to_hourly_grid(pd.read_parquet(dataset.station_path(station)), dataset.input_columns, dataset.start, dataset.end)
 
 
+def is_preprocessed(output_dir: Path) -> bool:
+    """Whether the folder holds every file `write_features` writes (features.parquet last)."""
+    features_path, params_path = features_files(output_dir)
+    return all(path.exists() for path in (observed_weather_path(features_path), params_path, features_path))
+
+
 def preprocess(dataset_path: Path, station: str, output_dir: Path, preprocessing: PreprocessingSettings) -> PreprocessOutput:
     """Turn one station of the validated dataset into `features.parquet` and `preprocessing.json` in `output_dir`."""
     features_path, params_path = features_files(output_dir)
-    if features_path.exists() and params_path.exists():
+    if is_preprocessed(output_dir):
         log.info("preprocess cache hit: %s", output_dir)
         return PreprocessOutput(features_path, params_path, cache_hit=True)
     dataset = Dataset.load(dataset_path)
@@ -216,7 +219,7 @@ def preprocess_before(dataset_path: Path, station: str, origin: pd.Timestamp, ou
     """Features of the readings recorded before `origin` only: the validation days before it are the validation
     span, the hours before those the training span, and there is no test span (the backtest's retraining)."""
     features_path, params_path = features_files(output_dir)
-    if features_path.exists() and params_path.exists():
+    if is_preprocessed(output_dir):
         log.info("preprocess cache hit: %s", output_dir)
         return PreprocessOutput(features_path, params_path, cache_hit=True)
     dataset = Dataset.load(dataset_path)
@@ -239,6 +242,7 @@ def write_features(grid: pd.DataFrame, bounds: SplitBounds, dataset: Dataset, st
                             "(rule: target observed)")
     features = build_features(grid, params)
     features["split"] = label_splits(len(features), bounds)
+    storage.write_parquet(observed_weather_path(features_path), observed_weather(grid.reset_index()))
     storage.write_json(params_path, {**params.to_json(), "splits": split_summary(features)})
     storage.write_parquet(features_path, features)
     log.info("features: %s", split_summary(features))

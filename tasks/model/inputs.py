@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tasks.core import storage
 
 TARGET_COLUMN = "pm25"
@@ -41,6 +43,11 @@ class PreprocessingParams:
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> PreprocessingParams:
         return cls(**payload)
+
+
+def target_inverse(values: np.ndarray, transform: str) -> np.ndarray:
+    """Model-space targets back to µg/m³ (before clipping at 0)."""
+    return np.expm1(values) if transform == "log1p" else values
 
 
 def load_params(params_path: Path) -> PreprocessingParams:

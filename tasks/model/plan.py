@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.core.home import HomeFolders, window_plan_path
+from tasks.core.home import HomeFolders, weather_model_dir, window_plan_path
 from tasks.core.records import Dataset
 from tasks.core.settings import PreprocessingSettings, TrainingSettings
 from tasks.model.train import TrainedModel
@@ -63,17 +63,23 @@ class NightlyJob:
     features_dirs: dict[str, Path]
     plan_path: Path
     models: ModelPlan
+    weather: bool = False  # whether the night also trains the network model's weather model
 
     @property
     def network_dir(self) -> Path:
         return self.models.model_dirs[NETWORK_MODEL]
 
+    @property
+    def weather_dir(self) -> Path | None:
+        return weather_model_dir(self.network_dir) if self.weather else None
+
 
 def plan_nights(home_folders: HomeFolders, dataset: Dataset, preprocessing: PreprocessingSettings,
-                training: TrainingSettings, as_ofs: list[pd.Timestamp | None]) -> list[NightlyJob]:
+                training: TrainingSettings, as_ofs: list[pd.Timestamp | None], weather: bool) -> list[NightlyJob]:
     """A night for each of `as_ofs`. As of None, the features of the whole dataset with its test span and a model
     per station beside the network's; as of a time, the features of the readings recorded before it (keyed by
-    them, so a file cut after it, or with hours appended, reuses the night) and the network's model only."""
+    them, so a file cut after it, or with hours appended, reuses the night) and the network's model only. With
+    `weather`, each night also trains the network model's weather model."""
     origins = [as_of for as_of in as_ofs if as_of is not None]
     keys = {station: dict(zip(origins, dataset.content_keys([station], origins))) for station in dataset.stations}
     jobs = []
@@ -91,5 +97,5 @@ def plan_nights(home_folders: HomeFolders, dataset: Dataset, preprocessing: Prep
         plan_path = window_plan_path(next(iter(features_dirs.values())), preprocessing.lookback_hours,
                                      preprocessing.horizon_hours)
         models = model_plan(home_folders, features_dirs, plan_path.name, training, station_models=as_of is None)
-        jobs.append(NightlyJob(None if as_of is None else as_of.isoformat(), features_dirs, plan_path, models))
+        jobs.append(NightlyJob(None if as_of is None else as_of.isoformat(), features_dirs, plan_path, models, weather))
     return jobs

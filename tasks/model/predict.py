@@ -23,7 +23,7 @@ from tasks.core.home import NEXT_HOURS_DIR, PREPROCESSING_DIR, WINDOWS_FILE, nex
 from tasks.core.hours import HOURS_PER_DAY
 from tasks.core.records import Dataset, SpanForecast
 from tasks.core.states import finish
-from tasks.model.features import build_features, target_inverse, to_hourly_grid
+from tasks.model.features import build_features, to_hourly_grid
 from tasks.model.inputs import PM25_INPUT, PreprocessingParams
 from tasks.model.network_inputs import (
     NetworkSpec,
@@ -33,7 +33,7 @@ from tasks.model.network_inputs import (
     station_window_set,
 )
 from tasks.model.train import load_change_predictor
-from tasks.model.windows import WindowPlan, WindowSet, span_origins, window_inputs
+from tasks.model.windows import WindowPlan, WindowSet, observed_targets, span_origins, to_micrograms, window_inputs
 
 
 @dataclass(frozen=True)
@@ -97,19 +97,6 @@ def forecasts_at(features: dict[str, pd.DataFrame], model: SavedModel, rows: np.
                             last_value=features[station][PM25_INPUT].to_numpy(dtype="float32")[rows], origin_index=rows)
         result[station] = to_micrograms(windows, model.predict_change(windows.inputs), model.params[station])
     return result
-
-
-def observed_targets(series: np.ndarray, windows: WindowSet) -> np.ndarray:
-    """Readings in µg/m³ at each sample's target hours; NaN where unobserved or outside the span."""
-    horizon = windows.targets.shape[1]
-    rows = windows.origin_index[:, None] + np.arange(1, horizon + 1)
-    return np.where(np.isfinite(windows.targets), np.pad(series, (0, horizon), constant_values=np.nan)[rows], np.nan)
-
-
-def to_micrograms(windows: WindowSet, change: np.ndarray, params: PreprocessingParams) -> np.ndarray:
-    """Forecast changes (standardised model space) back to non-negative µg/m³."""
-    model_space = (windows.last_value[:, None] + change) * params.target_std + params.target_mean
-    return np.clip(target_inverse(model_space, params.target_transform), 0, None)
 
 
 def model_forecasts(model_dir: Path, features: dict[str, pd.DataFrame], plan: WindowPlan, station: str,

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ STEPS_PER_EXECUTION = 32
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+ModelInputs = np.ndarray | tuple[np.ndarray, ...]  # a model's inputs: the look-back windows, and what else it reads
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,9 @@ def fit_change_scale(train_changes: np.ndarray) -> np.ndarray:
     return np.nanstd(train_changes, axis=0).astype("float32")
 
 
-def training_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, shuffle: bool):
-    """The batches Keras draws from arrays, drawn in the thread that asks for them.
+def training_batches(inputs: ModelInputs, targets: np.ndarray, batch_size: int, shuffle: bool):
+    """The batches Keras draws from arrays (the inputs one array, or a tuple of them for a model of several inputs),
+    drawn in the thread that asks for them.
 
     Keras's own pipeline for arrays draws a permutation of the samples (seeded by `configure_tensorflow`; each
     pass, so each epoch, draws the same one), cuts it into batches and gathers each batch, with the gathers and a
@@ -206,7 +208,7 @@ def training_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, s
     """
     import tensorflow as tf
 
-    samples = len(inputs)
+    samples = len(inputs[0] if isinstance(inputs, tuple) else inputs)
     full_batches = samples // batch_size
 
     def permutation(_):
@@ -226,14 +228,15 @@ def training_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, s
                             -(-samples // batch_size))
 
 
-def gathered_batches(batch_indices, inputs: np.ndarray, targets: np.ndarray, batches: int):
+def gathered_batches(batch_indices, inputs: ModelInputs, targets: np.ndarray, batches: int):
     """The rows of `inputs` and `targets` that each element of `batch_indices` (a dataset of index vectors, `batches`
     of them a pass) names, gathered in the thread that asks for them (see `training_batches`)."""
     import tensorflow as tf
 
-    arrays = (tf.constant(inputs), tf.constant(targets))
+    arrays = (tf.nest.map_structure(tf.constant, inputs), tf.constant(targets))
     dataset = tf.data.Dataset.zip((batch_indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
-        lambda batch, data: (tf.gather(data[0], batch, axis=0), tf.gather(data[1], batch, axis=0)))
+        lambda batch, data: (tf.nest.map_structure(lambda array: tf.gather(array, batch, axis=0), data[0]),
+                             tf.gather(data[1], batch, axis=0)))
     # A flat_map hides the number of batches; told it, Keras ends each pass on the count instead of running out of
     # data, which it warns about as if the dataset were too short.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
@@ -287,15 +290,34 @@ class TrainingInputs:
 
 
 @dataclass(frozen=True)
+class TrainingSamples:
+    """A model's training and validation samples, and the files it keeps beside itself to forecast as it was trained
+    (name → JSON payload; the weather model's scaling of the weather)."""
+
+    train: WindowSet
+    validation: WindowSet
+    kept: dict[str, Any] = field(default_factory=dict)
+
+
+def network_samples(inputs: TrainingInputs, spec: NetworkSpec, plan: WindowPlan) -> TrainingSamples:
+    """Every station's training and validation samples, stacked in the network's station order."""
+    features = {station: pd.read_parquet(inputs.feature_paths[station]) for station in spec.stations}
+    return TrainingSamples(stacked_span(features, spec, plan, "train"), stacked_span(features, spec, plan, "validation"))
+
+
+@dataclass(frozen=True)
 class ModelRecipe:
     """How a model is made from its inputs: what it reads of every station of the network and whether it reads
     which station a sample is from (`tasks.model.network_inputs`), how it is built, how its batches are drawn and
-    what ends its epochs. The default is the project's model; a benchmark's candidate is another recipe
-    (`benchmarks/network_sweep.py`), never a module function swapped."""
+    what ends its epochs, and which samples it learns from. The default is the project's model; a benchmark's
+    candidate is another recipe (`benchmarks/network_sweep.py`), never a module function swapped, and so is the weather
+    model (`tasks/model/weather_model.py`), whose samples also carry the weather of the hours they forecast and whose
+    build receives how many inputs an hour of it has."""
 
     shared_features: tuple[str, ...] = SHARED_FEATURES
     station_one_hot: bool = True
-    build: Callable[[int, int, int, TrainingSettings], tuple[Any, Any]] = build_model
+    build: Callable[..., tuple[Any, Any]] = build_model
+    samples: Callable[[TrainingInputs, NetworkSpec, WindowPlan], TrainingSamples] = network_samples
     batches: Callable[[np.ndarray, np.ndarray, int, bool], Any] = training_batches
     callbacks: Callable[[int, float], list] = stopping_callbacks
 
@@ -319,10 +341,8 @@ def train_model(inputs: TrainingInputs, model_dir: Path, config: TrainingSetting
     plan = WindowPlan.from_json(storage.read_json(inputs.plan_path))
     spec = NetworkSpec.of(list(inputs.feature_paths), plan.feature_columns, recipe.shared_features,
                           recipe.station_one_hot)
-    features = {station: pd.read_parquet(inputs.feature_paths[station]) for station in spec.stations}
-    train = stacked_span(features, spec, plan, "train")
-    validation = stacked_span(features, spec, plan, "validation")
-    del features
+    samples = recipe.samples(inputs, spec, plan)
+    train, validation = samples.train, samples.validation
     with TRAINING_LOCK:
         if is_trained(model_dir):  # trained by another task of this process while this one waited
             return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, cache_hit=True,
@@ -332,7 +352,7 @@ def train_model(inputs: TrainingInputs, model_dir: Path, config: TrainingSetting
                  train.inputs.shape[2])
         with keras_seed_stream(config.seed):
             forecaster, summary = _fit(train, validation, model_dir, config, recipe, on_epoch)
-            _save(model_dir, forecaster, spec, inputs, summary)
+            _save(model_dir, forecaster, spec, inputs, samples.kept, summary)
     return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, **summary)
 
 
@@ -342,15 +362,16 @@ def _fit(train: WindowSet, validation: WindowSet, model_dir: Path, config: Train
     import keras
 
     _, lookback, n_features = train.inputs.shape
-    model, forecaster = recipe.build(lookback, n_features, train.targets.shape[1], config)
+    future = {} if train.future is None else {"future_inputs": train.future.shape[2]}
+    model, forecaster = recipe.build(lookback, n_features, train.targets.shape[1], config, **future)
     model_dir.mkdir(parents=True, exist_ok=True)
     log_path = model_dir / TRAINING_LOG
     started = time.perf_counter()
     train_changes = change_targets(train)
     change_scale = fit_change_scale(train_changes)
     history = model.fit(
-        recipe.batches(train.inputs, train_changes / change_scale, config.batch_size, True),
-        validation_data=recipe.batches(validation.inputs, change_targets(validation) / change_scale,
+        recipe.batches(train.model_inputs, train_changes / change_scale, config.batch_size, True),
+        validation_data=recipe.batches(validation.model_inputs, change_targets(validation) / change_scale,
                                        config.batch_size, False),
         epochs=config.max_epochs,
         shuffle=False,  # training_batches shuffles; Keras would only warn that it cannot shuffle a dataset
@@ -368,12 +389,15 @@ def _fit(train: WindowSet, validation: WindowSet, model_dir: Path, config: Train
     return forecaster, summary
 
 
-def _save(model_dir: Path, forecaster: Any, spec: NetworkSpec, inputs: TrainingInputs, summary: dict[str, Any]) -> None:
-    """The model, its stations and their preprocessing, its window plan, then its summary (last: its presence marks
-    a complete model folder)."""
+def _save(model_dir: Path, forecaster: Any, spec: NetworkSpec, inputs: TrainingInputs, kept: dict[str, Any],
+          summary: dict[str, Any]) -> None:
+    """The model, its stations and their preprocessing, its window plan, what its samples keep beside it, then its
+    summary (last: its presence marks a complete model folder)."""
     storage.write_atomically(model_dir / MODEL_FILE, lambda path: forecaster.save(str(path)))
     save_network(model_dir, spec, inputs.params_paths)
     storage.write_bytes(model_dir / WINDOWS_FILE, inputs.plan_path.read_bytes())
+    for name, payload in kept.items():
+        storage.write_json(model_dir / name, payload)
     storage.write_json(model_dir / TRAINING_SUMMARY, summary)
 
 
@@ -393,7 +417,12 @@ def load_change_predictor(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]
     input hour, per horizon, in standardised target space."""
     scale = np.asarray(storage.read_json(model_dir / TRAINING_SUMMARY)["change_scale"], dtype="float32")
     model = load_model(model_dir / MODEL_FILE)
-    return lambda inputs: model.predict(np.ascontiguousarray(inputs), batch_size=1024, verbose=0) * scale
+
+    def predict(inputs: ModelInputs) -> np.ndarray:
+        arrays = [np.ascontiguousarray(array) for array in inputs] if isinstance(inputs, tuple) else np.ascontiguousarray(inputs)
+        return model.predict(arrays, batch_size=1024, verbose=0) * scale
+
+    return predict
 
 
 
@@ -404,13 +433,13 @@ def _train_run_name() -> str:
     return f"train {runtime.task_run.parameters['name']} ({len(stations)} station{'s' if len(stations) > 1 else ''})"
 
 
-@task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name)
-def train_task(name: str, inputs: TrainingInputs, model_dir: Path, config: TrainingSettings) -> TrainedModel:
-    """`name` says which model this is (the network's, or one station's) in the UI."""
+def train_with_progress(name: str, inputs: TrainingInputs, model_dir: Path, config: TrainingSettings,
+                        recipe: ModelRecipe = DEFAULT_RECIPE) -> TrainedModel | Any:
+    """Train in a Prefect task, its epochs shown as a progress artifact; a cache hit ends in the Cached state."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
     if is_trained(model_dir):  # a cache hit: no epochs to show
-        return finish(train_model(inputs, model_dir, config), True, "train")
+        return finish(train_model(inputs, model_dir, config, recipe=recipe), True, "train")
     progress = create_progress_artifact(progress=0.0, key=f"training-progress-{artifact_key(name)}",
                                         description=f"Training {name}: epochs (at most {config.max_epochs}; "
                                                     "early stopping may end sooner)")
@@ -418,6 +447,12 @@ def train_task(name: str, inputs: TrainingInputs, model_dir: Path, config: Train
     def report(epoch: int, logs: dict[str, float]) -> None:
         update_progress_artifact(progress, progress=100.0 * epoch / config.max_epochs)
 
-    trained = train_model(inputs, model_dir, config, on_epoch=report)
+    trained = train_model(inputs, model_dir, config, on_epoch=report, recipe=recipe)
     update_progress_artifact(progress, progress=100.0)
     return trained
+
+
+@task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name)
+def train_task(name: str, inputs: TrainingInputs, model_dir: Path, config: TrainingSettings) -> TrainedModel:
+    """`name` says which model this is (the network's, or one station's) in the UI."""
+    return train_with_progress(name, inputs, model_dir, config)

@@ -12,10 +12,14 @@ threshold.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from tasks.core.weather import WEATHER_VARIABLES
+from tasks.model.inputs import WIND_COLUMN
 
 COMPASS_POINTS = ("N", "NNE", "NE", "ENE", "E", "ESE", "SE", "SSE", "S", "SSW", "SW", "WSW", "W", "WNW", "NW", "NNW")
 DIRECTION_DEGREES = {point: 22.5 * index for index, point in enumerate(COMPASS_POINTS)}  # cv: no direction
@@ -26,32 +30,40 @@ WEATHER_INPUTS = ("temperature", "dew_point", "pressure", "wind_speed", "wind_fr
 
 def observed_weather(readings: pd.DataFrame) -> pd.DataFrame:
     """One station's canonical readings (`timestamp`, `temp`, `dewp`, `pres`, `wind_dir`, and `wind_speed` and `rain`,
-    or the embassy's `wind_run` and `rain_hours`) as the layout's variables, one row per reading, `valid_at` its hour."""
-    direction = readings["wind_dir"].astype("object").map(DIRECTION_DEGREES).astype("float64")
-    if "wind_speed" in readings:
-        speed = readings["wind_speed"].astype("float64")
+    or the embassy's `wind_run` and `rain_hours`) as the layout's variables, one row per reading, `valid_at` its hour.
+    A variable a station's layout does not record is missing (NaN) throughout."""
+    missing = pd.Series(np.nan, index=readings.index)
+
+    def column(name: str) -> pd.Series:
+        return readings[name].astype("float64") if name in readings else missing
+
+    wind_code = readings[WIND_COLUMN] if WIND_COLUMN in readings else missing
+    direction = wind_code.astype("object").map(DIRECTION_DEGREES).astype("float64")
+    if "wind_speed" in readings or "wind_run" not in readings:
+        speed = column("wind_speed")
     else:
-        cumulated = readings["wind_run"].astype("float64")
-        same_code = readings["wind_dir"].eq(readings["wind_dir"].shift()).fillna(False).to_numpy(dtype=bool)
+        cumulated = column("wind_run")
+        same_code = wind_code.eq(wind_code.shift()).fillna(False).to_numpy(dtype=bool)
         increase = cumulated.diff()
         speed = cumulated.where(~same_code | (increase < 0), increase)
-    if "rain" in readings:
-        precipitation = readings["rain"].astype("float64")
+    if "rain" in readings or "rain_hours" not in readings:
+        precipitation = column("rain")
     else:
-        hours_of_rain = readings["rain_hours"].astype("float64")  # 1, 2, 3 … through a rainy spell, 0 when dry
+        hours_of_rain = column("rain_hours")  # 1, 2, 3 … through a rainy spell, 0 when dry
         precipitation = (hours_of_rain > 0).astype("float64").mul(WET_MM).where(hours_of_rain.notna())
-    return pd.DataFrame({"valid_at": readings["timestamp"], "temperature": readings["temp"].astype("float64"),
-                         "dew_point": readings["dewp"].astype("float64"), "pressure": readings["pres"].astype("float64"),
-                         "wind_speed": speed, "wind_direction": direction, "precipitation": precipitation})
+    return pd.DataFrame({"valid_at": readings["timestamp"], "temperature": column("temp"), "dew_point": column("dewp"),
+                         "pressure": column("pres"), "wind_speed": speed, "wind_direction": direction,
+                         "precipitation": precipitation})
 
 
-def weather_inputs(weather: pd.DataFrame) -> np.ndarray:
-    """The model's inputs (hours, len(WEATHER_INPUTS)) from a table of the layout's variables, unscaled; NaN where a
-    variable is missing. Without a direction (calm, variable) the wind's components are 0."""
-    radians = np.deg2rad(weather["wind_direction"].to_numpy(dtype="float64"))
-    speed = weather["wind_speed"].to_numpy(dtype="float64")
+def weather_inputs(weather: Mapping[str, Any]) -> np.ndarray:
+    """The model's inputs (..., len(WEATHER_INPUTS)) from the layout's variables, each an array of one shape (a
+    table's columns, or origins × lead hours), unscaled; NaN where a variable is missing. Without a direction (calm,
+    variable) the wind's components are 0."""
+    values = {name: np.asarray(weather[name], dtype="float64") for name in WEATHER_VARIABLES}
+    radians, speed = np.deg2rad(values["wind_direction"]), values["wind_speed"]
     has_direction = np.isfinite(radians)
     components = [np.where(has_direction, np.sin(radians) * speed, 0.0), np.where(has_direction, np.cos(radians) * speed, 0.0)]
-    precipitation = weather["precipitation"].to_numpy(dtype="float64")
+    precipitation = values["precipitation"]
     wet = np.where(np.isfinite(precipitation), (precipitation >= WET_MM).astype("float64"), np.nan)
-    return np.column_stack([*(weather[name].to_numpy(dtype="float64") for name in WEATHER_VARIABLES[:4]), *components, wet])
+    return np.stack([*(values[name] for name in WEATHER_VARIABLES[:4]), *components, wet], axis=-1)

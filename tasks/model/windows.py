@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
 from tasks.core.errors import DataError
-from tasks.model.inputs import PM25_INPUT, SPLITS
+from tasks.model.inputs import PM25_INPUT, SPLITS, PreprocessingParams, target_inverse
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,19 @@ class WindowPlan:
 
 @dataclass(frozen=True)
 class WindowSet:
-    """Samples of one span: inputs (n, lookback, features), targets and last input value (target space)."""
+    """Samples of one span: inputs (n, lookback, features), targets and last input value (target space), and for a
+    model that reads the hours it forecasts (the weather model) their inputs (n, horizon, inputs)."""
 
     inputs: np.ndarray
     targets: np.ndarray
     last_value: np.ndarray
     origin_index: np.ndarray
+    future: np.ndarray | None = None
+
+    @property
+    def model_inputs(self) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """What the model is fed: the look-back windows, with the future inputs where it reads them."""
+        return self.inputs if self.future is None else (self.inputs, self.future)
 
 
 def window_inputs(features: np.ndarray, lookback: int) -> np.ndarray:
@@ -101,12 +108,26 @@ def make_window_set(features: pd.DataFrame, plan: WindowPlan, span: str, values:
     )
 
 
+def observed_targets(series: np.ndarray, windows: WindowSet) -> np.ndarray:
+    """Readings in µg/m³ at each sample's target hours; NaN where unobserved or outside the span."""
+    horizon = windows.targets.shape[1]
+    rows = windows.origin_index[:, None] + np.arange(1, horizon + 1)
+    return np.where(np.isfinite(windows.targets), np.pad(series, (0, horizon), constant_values=np.nan)[rows], np.nan)
+
+
+def to_micrograms(windows: WindowSet, change: np.ndarray, params: PreprocessingParams) -> np.ndarray:
+    """Forecast changes (standardised model space) back to non-negative µg/m³."""
+    model_space = (windows.last_value[:, None] + change) * params.target_std + params.target_mean
+    return np.clip(target_inverse(model_space, params.target_transform), 0, None)
+
+
 def stack_window_sets(sets: list[WindowSet]) -> WindowSet:
     """Several stations' samples as one set (inputs copied into one array, in the order given)."""
     return WindowSet(inputs=np.concatenate([item.inputs for item in sets]),
                      targets=np.concatenate([item.targets for item in sets]),
                      last_value=np.concatenate([item.last_value for item in sets]),
-                     origin_index=np.concatenate([item.origin_index for item in sets]))
+                     origin_index=np.concatenate([item.origin_index for item in sets]),
+                     future=None if sets[0].future is None else np.concatenate([item.future for item in sets]))
 
 
 def build_window_plan(features_path: Path, params_path: Path, lookback: int, horizon: int, output_path: Path) -> Path:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.core.calibration import read_day_maps, read_intervals, write_day_maps, write_intervals
+from tasks.core.calibration import (
+    read_day_maps,
+    read_intervals,
+    track_intervals_file,
+    write_day_maps,
+    write_intervals,
+)
 from tasks.scoring.categories import fit_day_map
 from tasks.scoring.intervals import fit_intervals
 
@@ -27,3 +33,19 @@ def calibrate(model_dir: Path, validation: ValidationForecasts) -> Path:
     write_intervals(model_dir, {station: fit_intervals(observed, forecast)
                                 for station, (observed, forecast) in validation.items()})
     return model_dir
+
+
+def calibrate_tracks(model_dir: Path, by_track: dict[str, ValidationForecasts], own_track: str) -> Path:
+    """Calibrate a model fed several ways (the weather model): each other track's interval tables beside it
+    (`track_intervals_file`), then the model's own maps and tables from `own_track`, the one its forecasts issue."""
+    for track, validation in by_track.items():
+        if track != own_track:
+            write_intervals(model_dir, {station: fit_intervals(observed, forecast)
+                                        for station, (observed, forecast) in validation.items()},
+                            track_intervals_file(track))
+    return calibrate(model_dir, by_track[own_track])
+
+
+def tracks_calibrated(model_dir: Path, tracks: list[str], own_track: str) -> bool:
+    return is_calibrated(model_dir) and all(read_intervals(model_dir, track_intervals_file(track)) is not None
+                                            for track in tracks if track != own_track)
