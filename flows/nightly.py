@@ -18,9 +18,9 @@ from tasks.core.states import finish
 from tasks.core.weather import NOISY_TRACK, PERFECT_TRACK
 from tasks.model.features import preprocess_task
 from tasks.model.plan import NETWORK_MODEL, NightlyJob
-from tasks.model.predict import validation_forecasts
+from tasks.model.predict import validation_forecasts, weather_validation_forecasts
 from tasks.model.train import TrainedModel, TrainingInputs, train_task
-from tasks.model.weather_model import train_weather_task, weather_validation_forecasts
+from tasks.model.weather_model import train_weather_task
 from tasks.model.windows import windows_task
 from tasks.scoring.calibrate import calibrate, calibrate_tracks, is_calibrated, tracks_calibrated
 

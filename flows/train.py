@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, runtime, unmapped
 
 from flows.forecast import champion_forecast
 from flows.nightly import submit_night
-from flows.validate import DEFAULTS, TASK_RUNNER, stored_weather, validated_dataset
+from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset, weather_feed
 from tasks.core.home import HomeFolders, features_files, new_run_id, station_evaluation_dir
 from tasks.core.settings import BACKTEST_SETTINGS, OPERATOR_SETTINGS, Settings
 from tasks.model.plan import plan_nights, station_model
@@ -72,7 +72,8 @@ def train_pm25(
 
     feature_paths = {station: features_files(folder)[0] for station, folder in job.features_dirs.items()}
     station_dirs = [night.trained[station_model(station)].model_dir for station in stations]
-    issued = stored_weather(settings, stations)
+    feed = weather_feed(settings, stations)
+    issued = None if feed is None else feed.table_path
     forecasts = span_forecasts_task.map(
         stations, unmapped(feature_paths), job.plan_path,
         [SpanModels({NETWORK_LSTM: network.model_dir, STATION_LSTM: station_dir}, job.weather_dir, issued)
@@ -89,7 +90,7 @@ def train_pm25(
                           metrics_path=evaluation.metrics_path)
     challenge = Challenge(dataset.path, settings.preprocessing.test_days, newest_span_forecast)
     version = register_task.submit(folders.models, candidate, challenge).result()
-    forecast = champion_forecast(dataset.path, folders, settings.expectations_dir)
+    forecast = champion_forecast(dataset.path, folders, settings.expectations_dir, feed)
     return {"run_id": run_id, "run_dir": str(report.run_dir), "report": str(report.report_path),
             "dataset": str(dataset.path), "stations": stations, "left_out": validated.summary.left_out,
             "model": str(network.model_path), "model_version": version.version,

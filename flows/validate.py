@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger, unmapped
 from flows.runners import task_runner_for
 from tasks.core.home import HomeFolders
 from tasks.core.settings import Settings
+from tasks.core.weather import WeatherFeed
 from tasks.data.dataset import ValidatedDataset, dataset_task
 from tasks.data.ingest import ingest_task
 from tasks.data.sources import fetch_with_retries, flatten, resolve_sources_task
@@ -33,6 +34,18 @@ def stored_weather(settings: Settings, stations: list[str]) -> Path | None:
     fetched = flatten(fetch.map(entries, folders.source_cache, sources.download_timeout_seconds).result())
     files = store_weather_task.map(fetched, unmapped(stations), folders, sources).result()
     return combine_weather_task.submit(files, folders).result()
+
+
+def weather_feed(settings: Settings, stations: list[str]) -> WeatherFeed | None:
+    """The weather forecasts the weather model may read (None when none are set). A feed that fails, down or refused,
+    never fails the run: the feed says why, and the forecasts fall back to `lstm` with a warning."""
+    if not settings.weather:
+        return None
+    try:
+        return WeatherFeed(stored_weather(settings, stations), settings.weather_max_age_hours)
+    except Exception as error:  # noqa: BLE001  whatever stopped the feed, the forecast goes on without it
+        get_run_logger().warning("weather forecasts %s unavailable, forecasting without them: %s", settings.weather, error)
+        return WeatherFeed(None, settings.weather_max_age_hours, f"{type(error).__name__}: {error}")
 
 
 def validated_dataset(settings: Settings) -> ValidatedDataset:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 SUMMARY_HORIZONS = (1, 6, 24)
-SUMMARY_MODELS = ("lstm", "persistence")
+SUMMARY_MODELS = ("lstm", "lstm_wx", "lstm_wx_noisy", "lstm_wx_perfect", "persistence")
+# What a summary row says beside the scores of a weather track that is not a forecast skill.
+SUMMARY_NOTES = {"lstm_wx_perfect": "upper bound: fed the observed weather", "lstm_wx_noisy": "observed weather + errors"}
 
 
 def run_summary(result: dict[str, Any]) -> str:
@@ -22,8 +24,9 @@ def run_summary(result: dict[str, Any]) -> str:
         *([f"  left out: {', '.join(left_out)} (see the report and the Data Docs)"] if left_out else []),
         f"  model v{result['model_version']}, {promoted}: {result['decision']}",
         f"  test RMSE (µg/m³{', pooled over the stations' if len(stations) > 1 else ''}):",
-        "    " + f"{'':<12}" + "".join(f"{f'{h} h':>9}" for h in horizons),
-        *("    " + f"{name:<12}" + "".join(f"{rows[name][f'rmse_h{h}']:>9.2f}" for h in horizons)
+        "    " + f"{'':<16}" + "".join(f"{f'{h} h':>9}" for h in horizons),
+        *("    " + f"{name:<16}" + "".join(f"{rows[name][f'rmse_h{h}']:>9.2f}" for h in horizons)
+          + (f"   ({SUMMARY_NOTES[name]})" if name in SUMMARY_NOTES else "")
           for name in SUMMARY_MODELS if name in rows),
         f"  report:   {result['report']}",
         f"  forecast: {result['forecast'].removesuffix('.json')}.csv (.json, .png{', _map.png' if result.get('forecast_map') else ''})",
@@ -43,10 +46,16 @@ def validate_summary(result: dict[str, Any]) -> str:
 
 
 def forecast_summary(payload: dict[str, Any], files: dict[str, str]) -> str:
-    """The forecast itself, one line an hour per station with its 80 % interval, then where the files are."""
+    """The forecast itself, per station the model that made it (and the weather issue it read, or why it read none),
+    one line an hour with its 80 % interval, then where the files are."""
     lines = [f"PM2.5 forecast from {payload['origin']} by model v{payload['model_version']} (µg/m³, 80 % interval)"]
     for station in payload["stations"]:
-        lines.append(f"{station}:")
+        rows = [row for row in payload["forecasts"] if row["station"] == station]
+        model = rows[0].get("model", "lstm")
+        issues = [row["weather_issued_at"] for row in rows if row.get("weather_issued_at")]  # UTC, ISO 8601
+        issued = f", weather forecast issued {max(issues)}" if issues else ""
+        fallback = payload.get("weather_fallbacks", {}).get(station)
+        lines.append(f"{station} ({model}{issued}{f'; not lstm_wx: {fallback}' if fallback else ''}):")
         lines += [f"  {row['target_time'][:16].replace('T', ' ')}  {'+' + str(row['horizon_hours']):>3} h  {row['pm25']:>6.1f}  "
                   f"[{row['lower_80']:.1f} – {row['upper_80']:.1f}]"
                   for row in payload["forecasts"] if row["station"] == station]

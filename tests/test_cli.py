@@ -82,7 +82,7 @@ def test_forecast_summary_prints_every_hour_with_its_interval():
     text = forecast_summary({"origin": "2017-02-28T23:00:00+08:00", "model_version": 1, "stations": ["A"],
                              "forecasts": rows}, {"csv": "f.csv", "json": "f.json", "plot": "f.png"})
     lines = text.splitlines()
-    assert lines[0].startswith("PM2.5 forecast from 2017-02-28T23:00:00+08:00 by model v1") and lines[1] == "A:"
+    assert lines[0].startswith("PM2.5 forecast from 2017-02-28T23:00:00+08:00 by model v1") and lines[1] == "A (lstm):"
     assert len(lines) == 2 + 24 + 1 and lines[2].split() == ["2017-03-01", "00:00", "+1", "h", "50.0", "[40.0", "–", "70.0]"]
     assert lines[-1] == "files: f.csv, f.json, f.png"
     files = {"csv": "f.csv", "json": "f.json", "plot": "f.png", "map": "f_map.png"}

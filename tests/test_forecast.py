@@ -40,7 +40,7 @@ def test_forecast_command_prints_the_next_24_hours_and_where_the_files_are(train
     home, _ = trained_home
     assert main(["forecast", "--source", str(real_csv), "--home", str(home)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("PM2.5 forecast from 2014-12-31T23:00:00+08:00 by model v") and lines[1] == "US_Embassy:"
+    assert lines[0].startswith("PM2.5 forecast from 2014-12-31T23:00:00+08:00 by model v") and lines[1] == "US_Embassy (lstm):"
     assert [line.split()[:3] for line in lines[2:4]] == [["2015-01-01", "00:00", "+1"], ["2015-01-01", "01:00", "+2"]]
     assert len(lines) == 27 and lines[-1].startswith("files: ") and "latest.csv" in lines[-1]
 
@@ -67,7 +67,7 @@ def test_a_champion_registered_before_the_model_folder_kept_its_intervals_uses_i
 
 
 def _next_day(levels: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame([{"station": station, "horizon_hours": hour, "pm25": level}
+    return pd.DataFrame([{"station": station, "horizon_hours": hour, "pm25": level, "model": "lstm"}
                          for station, level in levels.items() for hour in range(1, 25)])
 
 
@@ -89,10 +89,13 @@ def test_no_map_when_fewer_than_two_stations_have_a_location(tmp_path):
 def test_the_day_category_comes_from_the_champions_map_and_else_from_the_plain_mean():
     forecast = _next_day({"Mapped": 50.0, "Unmapped": 50.0})
     lowered = DayMeanMap([0.0, 60.0, 500.0], [0.0, 30.0, 500.0])  # forecast means of 60 were observed as 30
-    assert day_categories(forecast, {"Mapped": lowered}) == {"Mapped": 0, "Unmapped": 1}
-    assert day_categories(forecast, None) == {"Mapped": 1, "Unmapped": 1}
+    assert day_categories(forecast, {"lstm": {"Mapped": lowered}}) == {"Mapped": 0, "Unmapped": 1}
+    assert day_categories(forecast, {"lstm": None}) == {"Mapped": 1, "Unmapped": 1}
     short = forecast[forecast["horizon_hours"] <= 12]  # no full day: the plain mean's category
-    assert day_categories(short, {"Mapped": lowered, "Unmapped": lowered}) == {"Mapped": 1, "Unmapped": 1}
+    assert day_categories(short, {"lstm": {"Mapped": lowered, "Unmapped": lowered}}) == {"Mapped": 1, "Unmapped": 1}
+    # A station the weather model forecast reads the weather model's map.
+    by_weather = forecast.assign(model=np.where(forecast["station"] == "Unmapped", "lstm_wx", "lstm"))
+    assert day_categories(by_weather, {"lstm": None, "lstm_wx": {"Unmapped": lowered}}) == {"Mapped": 1, "Unmapped": 0}
 
 
 def test_names_of_close_stations_go_on_different_sides():

@@ -95,6 +95,7 @@ class OperatingSettings:
     """Settings of the deployment's environment rather than of one run (never flow parameters)."""
 
     alert_webhook: str | None
+    weather_max_age_hours: float
     server_idle_seconds: float
     task_runner: str
     dask_address: str | None
@@ -165,6 +166,11 @@ class Settings(BaseSettings):
     )
     alert_webhook: str | None = Field(
         None, description="URL that receives a JSON POST when a flow run fails or crashes (not a flow parameter)."
+    )
+    weather_max_age_hours: float = Field(
+        18, gt=0, description="How old the newest weather forecast may be at a forecast's origin for the nightly run "
+        "and `pm25 forecast` to issue the weather model's forecast (`lstm_wx`); older, missing or failed, they issue "
+        "`lstm`'s with a warning (not a flow parameter)."
     )
     server_idle_seconds: float = Field(
         600, ge=0, description="How long Prefect's temporary server, which `pm25` starts when no Prefect API is "

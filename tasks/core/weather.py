@@ -3,7 +3,12 @@ forecast made at an origin may read (the newest issued at or before it, never a 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pandas as pd
+
+from tasks.core import storage
 
 # The layout's variables, in its units: °C, °C, hPa, m/s, degrees the wind blows from, mm in the hour.
 WEATHER_VARIABLES = ("temperature", "dew_point", "pressure", "wind_speed", "wind_direction", "precipitation")
@@ -24,3 +29,18 @@ def newest_issues(forecasts: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame
     known = forecasts[forecasts["issued_at"] <= origin]
     newest = known.sort_values("issued_at", kind="stable").drop_duplicates(["station", "valid_at"], keep="last")
     return newest.sort_values(["station", "valid_at"], kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class WeatherFeed:
+    """The weather forecasts a forecast of the next hours may read: the stored table (tasks/data/weather.py), or why
+    there is none (the feed failed), and how old its newest issue may be at the origin."""
+
+    table_path: Path | None
+    max_age_hours: float
+    failure: str | None = None
+
+    @property
+    def key(self) -> str:
+        return storage.fingerprint(self.table_path and storage.sha256_file(self.table_path), self.max_age_hours,
+                                   self.failure)

@@ -27,13 +27,13 @@ from tasks.model.baselines import climatology, fit_climatology, persistence, sea
 from tasks.model.gbm import fit_predict_gbm
 from tasks.model.inputs import PM25_INPUT
 from tasks.model.network_inputs import NetworkSpec, load_station_params, station_window_set
-from tasks.model.predict import model_forecasts
+from tasks.model.predict import NETWORK_LSTM, model_forecasts, track_forecasts
 from tasks.model.ridge import fit_predict_ridge
-from tasks.model.weather_model import WeatherSources, track_forecasts
+from tasks.model.weather_ahead import WeatherSources
 from tasks.model.windows import WindowPlan, WindowSet, make_window_set, observed_targets, to_micrograms
 
 # The LSTMs a run compares, by the name of their forecast column, and the baselines beside them.
-NETWORK_LSTM, STATION_LSTM = "lstm", "lstm_station"
+STATION_LSTM = "lstm_station"
 BASELINE_COLUMNS = ("gbm", "ridge", "persistence", "seasonal_naive", "climatology")
 ISSUED_IN_FULL = "lstm_wx_issued"  # whether `lstm_wx` had a forecast of every target hour of the origin
 

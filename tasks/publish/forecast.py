@@ -31,13 +31,15 @@ from tasks.core.calibration import (
     tables_key,
 )
 from tasks.core.errors import RegistryError
-from tasks.core.home import next_hours_files
+from tasks.core.home import next_hours_files, weather_model_dir
 from tasks.core.hours import HOURS_PER_DAY
 from tasks.core.records import ModelVersion
 from tasks.core.states import finish
+from tasks.core.weather import ISSUED_TRACK
 from tasks.publish.rendering import image_data_uri, pyplot
 
 FORECAST_DIR = "forecast"
+NETWORK_MODEL = "lstm"  # the champion's own forecast, as a forecast's `model` column names it
 LATEST_STEM = "latest"
 HISTORY_HOURS_PLOTTED = 72  # the readings the plot shows before the forecast
 STATION_LOCATIONS_FILE = "station_locations.json"
@@ -64,13 +66,16 @@ class ForecastOutput:
     cache_hit: bool = False
 
 
-def with_intervals(raw: pd.DataFrame, intervals: dict[str, IntervalTable]) -> pd.DataFrame:
+def with_intervals(raw: pd.DataFrame, intervals: dict[str, dict[str, IntervalTable]]) -> pd.DataFrame:
     """The model's forecast of the next hours (`tasks.model.predict.next_hours_forecast`) with each station's 80 %
-    interval, rounded to 0.1 µg/m³."""
+    interval (of the model that made the station's forecast: `intervals` by model, then station), rounded to 0.1 µg/m³,
+    and the model and weather issue behind every row."""
     frames = []
     for station, rows in raw.groupby("station", sort=False):
         forecast = rows["pm25"].to_numpy(dtype="float64")
-        lower, upper = intervals[station].bounds(forecast)
+        model = rows["model"].iloc[0] if "model" in rows else NETWORK_MODEL
+        lower, upper = intervals[model][station].bounds(forecast)
+        issued = rows["weather_issued_at"] if "weather_issued_at" in rows else pd.Series(pd.NaT, index=rows.index)
         frames.append(pd.DataFrame({
             "station": station,
             "target_time": rows["target_time"].to_numpy(),
@@ -78,6 +83,8 @@ def with_intervals(raw: pd.DataFrame, intervals: dict[str, IntervalTable]) -> pd
             "pm25": forecast.round(1),
             "lower_80": lower.round(1),
             "upper_80": upper.round(1),
+            "model": model,
+            "weather_issued_at": issued.map(lambda stamp: None if pd.isna(stamp) else stamp.isoformat()).to_numpy(),
         }))
     return pd.concat(frames, ignore_index=True)
 
@@ -115,14 +122,15 @@ def station_locations(path: Path) -> dict[str, tuple[float, float]]:
     return {station: (float(lon), float(lat)) for station, (lon, lat) in storage.read_json(path)["stations"].items()}
 
 
-def day_categories(forecast: pd.DataFrame, maps: dict[str, DayMeanMap] | None) -> dict[str, int]:
-    """The category issued for each station's next 24 hours: their mean forecast through the champion's map
-    (`tasks.scoring.categories`); the plain mean's category where the champion has no maps (registered before them) or
-    the horizon is shorter than a day."""
+def day_categories(forecast: pd.DataFrame, maps: dict[str, dict[str, DayMeanMap] | None]) -> dict[str, int]:
+    """The category issued for each station's next 24 hours: their mean forecast through the map of the model that
+    made it (`maps` by model; `tasks.scoring.categories`); the plain mean's category where that model has no maps
+    (registered before them) or the horizon is shorter than a day."""
     issued = {}
     for station, rows in forecast.groupby("station", sort=False):
         hours = rows.sort_values("horizon_hours")["pm25"].to_numpy(dtype="float64")[None, :]
-        day_map = (maps or {}).get(station, PLAIN_MEAN) if hours.shape[1] >= HOURS_PER_DAY else PLAIN_MEAN
+        model_maps = maps.get(rows["model"].iloc[0]) or {}
+        day_map = model_maps.get(station, PLAIN_MEAN) if hours.shape[1] >= HOURS_PER_DAY else PLAIN_MEAN
         issued[station] = int(day_map.issue(hours)[0])
     return issued
 
@@ -210,10 +218,16 @@ def write_forecast(next_hours_dir: Path, version: ModelVersion, models_dir: Path
                                                 for suffix in (".json", ".csv", ".png", "_map.png"))
     locations_path = expectations_dir / STATION_LOCATIONS_FILE
     locations = station_locations(locations_path)
-    intervals = champion_intervals(models_dir, version)
-    day_maps = read_day_maps(models_dir / version.model_dir)
-    keys = {"locations": storage.fingerprint(locations), "intervals": tables_key(intervals),
-            "categories": maps_key(day_maps)}
+    raw = pd.read_parquet(forecast_path)
+    weather_dir = weather_model_dir(models_dir / version.model_dir)
+    weather = ISSUED_TRACK in set(raw.get("model", ()))
+    intervals = {NETWORK_MODEL: champion_intervals(models_dir, version),
+                 **({ISSUED_TRACK: read_intervals(weather_dir)} if weather else {})}
+    day_maps = {NETWORK_MODEL: read_day_maps(models_dir / version.model_dir),
+                **({ISSUED_TRACK: read_day_maps(weather_dir)} if weather else {})}
+    keys = {"next_hours": next_hours_dir.name, "locations": storage.fingerprint(locations),
+            "intervals": storage.fingerprint({model: tables_key(tables) for model, tables in intervals.items()}),
+            "categories": storage.fingerprint({model: maps_key(maps) for model, maps in day_maps.items()})}
     if all(path.exists() for path in (json_path, csv_path, plot_path)):
         previous = storage.read_json(json_path)
         if ((previous["model_dir"], previous.get("dataset"), *(previous.get(name) for name in keys))
@@ -221,8 +235,9 @@ def write_forecast(next_hours_dir: Path, version: ModelVersion, models_dir: Path
             log.info("forecast cache hit: %s already holds model v%d's forecast for these data", json_path, version.version)
             return ForecastOutput(json_path, csv_path, plot_path, map_path if map_path.exists() else None,
                                   previous["origin"], version.version, previous["stations"], cache_hit=True)
-    raw = pd.read_parquet(forecast_path)
     forecast = with_intervals(raw, intervals)
+    fallbacks = ({station: reason for station, reason in raw.groupby("station", sort=False)["fallback"].first().items()
+                  if reason} if "fallback" in raw else {})
     stations = list(dict.fromkeys(raw["station"]))
     horizon = int(raw["horizon_hours"].max())
     origin = raw["origin"].iloc[0].isoformat()
@@ -240,6 +255,8 @@ def write_forecast(next_hours_dir: Path, version: ModelVersion, models_dir: Path
         "interval": "80 % split-conformal interval from the model's validation residuals at each station, "
                     "by the forecast's level",
         "category_24h": {station: CATEGORY_NAMES[level] for station, level in categories.items()},
+        "models": {station: model for station, model in forecast.groupby("station", sort=False)["model"].first().items()},
+        "weather_fallbacks": fallbacks,
         "forecasts": [_forecast_row(row) for row in forecast.to_dict("records")],
     }
     # The JSON goes last: it is what a later run compares against to reuse the forecast.
@@ -268,11 +285,16 @@ def _forecast_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def forecast_markdown(output: ForecastOutput, image_link: str, map_link: str | None = None) -> str:
     payload = storage.read_json(output.json_path)
+    warnings = [f"- **Warning**: station {station} forecast by `lstm`, not `lstm_wx`: {reason}"
+                for station, reason in payload.get("weather_fallbacks", {}).items()]
     lines = [f"# PM2.5 forecast from {payload['origin']} (model v{payload['model_version']})", "",
+             *([*warnings, ""] if warnings else []),
              f"![Forecast]({image_link})", "", *([f"![Map of the forecast]({map_link})", ""] if map_link else []),
-             "| station | time | hours ahead | PM2.5 | 80 % interval |", "|---|---|---|---|---|"]
+             "| station | time | hours ahead | PM2.5 | 80 % interval | model | weather issued at |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {row['station']} | {row['target_time']} | {row['horizon_hours']} | {row['pm25']} | "
-              f"{row['lower_80']}–{row['upper_80']} |" for row in payload["forecasts"]]
+              f"{row['lower_80']}–{row['upper_80']} | {row.get('model', 'lstm')} | {row.get('weather_issued_at') or '–'} |"
+              for row in payload["forecasts"]]
     return "\n".join([*lines, "", f"Files: `{output.json_path}`, `{output.csv_path}`", ""])
 
 

@@ -38,7 +38,8 @@ class ReportOutput:
 
 
 def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per model: RMSE and MAE at each reported horizon, best models first by 24-hour RMSE."""
+    """One row per model: RMSE and MAE at each reported horizon and, for a weather track, what it was fed; best models
+    first by 24-hour RMSE."""
     rows = []
     for name, scores in metrics["models"].items():
         row: dict[str, Any] = {"model": name}
@@ -47,9 +48,25 @@ def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             if key in scores:
                 row[f"rmse_{key}"] = round(scores[key]["rmse"], 2)
                 row[f"mae_{key}"] = round(scores[key]["mae"], 2)
+        row["fed"] = metrics.get("weather_tracks", {}).get(name, {}).get("fed", "")  # what a weather track is
         rows.append(row)
     last = max((key for key in rows[0] if key.startswith("rmse_")), key=lambda key: int(key.split("_h")[1]))
     return sorted(rows, key=lambda row: row[last])
+
+
+def weather_paragraph(metrics: dict[str, Any]) -> list[str]:
+    """What the weather model's tracks are, their intervals' coverage, and how much of the span `lstm_wx` had a
+    forecast for."""
+    tracks = metrics.get("weather_tracks", {})
+    if not tracks:
+        return []
+    lines = ["The weather model (`lstm_wx*`, docs/weather.md) learns by perfect prognosis and is scored fed three ways: "
+             + "; ".join(f"`{track}`: {entry['fed']}, 80 % intervals cover {entry['intervals']['coverage_80']:.3f}"
+                         for track, entry in tracks.items()) + "."]
+    if "share_with_forecast" in tracks.get("lstm_wx", {}):
+        lines.append(f"`lstm_wx` had a weather forecast of every target hour for "
+                     f"{tracks['lstm_wx']['share_with_forecast']:.3f} of the scored cells; the others carry `lstm`'s.")
+    return [" ".join(lines), ""]
 
 
 def validation_ratios(metrics: dict[str, Any]) -> str:
@@ -204,6 +221,7 @@ def report_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], docs_in
         "",
         validation_ratios(metrics),
         "",
+        *weather_paragraph(metrics),
         f"![Observed vs forecast]({image_link('forecast.png')})",
         "",
         f"![RMSE by horizon]({image_link('error_by_horizon.png')})",
