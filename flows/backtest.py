@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, runtime
+from prefect import flow, get_run_logger, runtime, unmapped
 
 from flows.nightly import submit_night
-from flows.validate import DEFAULTS, TASK_RUNNER, validated_dataset
+from flows.validate import DEFAULTS, TASK_RUNNER, replay_weather, validated_dataset
 from tasks.core.home import HomeFolders, new_run_id
 from tasks.core.settings import Settings
 from tasks.model.issued_forecasts import segment_task
@@ -33,6 +33,7 @@ def _run_name() -> str:
       on_crashed=[send_alert], task_runner=TASK_RUNNER)
 def backtest_pm25(
     source: str = DEFAULTS.source,
+    weather: str | None = DEFAULTS.weather,
     home: str = str(DEFAULTS.home),
     backtest_start: date | None = DEFAULTS.backtest_start,
     backtest_end: date | None = DEFAULTS.backtest_end,
@@ -68,8 +69,9 @@ def backtest_pm25(
 
     dataset = validated_dataset(settings).dataset
     setup = plan_task.submit(dataset.path, settings.backtest, settings.preprocessing).result()
+    weather = replay_weather(settings, dataset.stations)
     jobs = plan_nights(folders, dataset, settings.preprocessing, settings.training, setup.plan.retrain_origins,
-                       weather=False)
+                       weather=weather is not None)
     model_dirs = [job.network_dir for job in jobs]
     submitted = [submit_night(dataset.path, job, settings) for job in jobs]
     retrained = []
@@ -81,10 +83,12 @@ def backtest_pm25(
     challenge = Challenge(dataset.path, settings.preprocessing.validation_days, newest_span_forecast)
     decisions = promotions_task.submit(retrained, challenge).result()
     served = serving(setup.plan, decisions, folders.models)
-    segments = segment_task.map(dataset.path, served.model_dirs, served.origins, served.versions).result()
+    segments = segment_task.map(dataset.path, served.model_dirs, served.origins, served.versions,
+                                unmapped(weather)).result()
     backtest_dir = folders.backtest(run_id)
     forecasts = collect_task.submit(segments, dataset.path, backtest_dir / "forecasts.parquet").result()
-    verification = verify_task.submit(forecasts, decisions, backtest_dir / VERIFICATION_FILE).result()
+    verification = verify_task.submit(forecasts, decisions, backtest_dir / VERIFICATION_FILE,
+                                      weather and weather.label).result()
     report = backtest_report_task.submit(forecasts, verification, folders.backtests).result()
     return {"backtest_id": run_id, "backtest_dir": str(report.backtest_dir), "forecasts": str(report.forecasts_path),
             "verification": str(report.verification_path), "report": str(report.report_path),

@@ -10,11 +10,12 @@ from prefect import flow, get_run_logger, unmapped
 from flows.runners import task_runner_for
 from tasks.core.home import HomeFolders
 from tasks.core.settings import Settings
-from tasks.core.weather import WeatherFeed
+from tasks.core.weather import ISSUED_WEATHER, NOISY_WEATHER, PERFECT_WEATHER, ReplayWeather, WeatherFeed
 from tasks.data.dataset import ValidatedDataset, dataset_task
 from tasks.data.ingest import ingest_task
 from tasks.data.sources import fetch_with_retries, flatten, resolve_sources_task
 from tasks.data.validate import validate_task
+from tasks.data.open_meteo import OPEN_METEO, open_meteo_with_retries
 from tasks.data.weather import combine_weather_task, store_weather_task
 
 # The PM25_* variables of the process that imports the flows give their parameters' defaults, so a
@@ -29,9 +30,13 @@ def stored_weather(settings: Settings, stations: list[str]) -> Path | None:
     if not settings.weather:
         return None
     folders, sources = HomeFolders(settings.home), settings.sources
-    entries = resolve_sources_task.submit(settings.weather).result()
-    fetch = fetch_with_retries(sources.download_retries, sources.retry_delay_seconds)
-    fetched = flatten(fetch.map(entries, folders.source_cache, sources.download_timeout_seconds).result())
+    if settings.weather == OPEN_METEO:
+        fetch_feed = open_meteo_with_retries(sources.download_retries, sources.retry_delay_seconds)
+        fetched = [fetch_feed.submit(stations, folders, sources, settings.open_meteo_url).result()]
+    else:
+        entries = resolve_sources_task.submit(settings.weather).result()
+        fetch = fetch_with_retries(sources.download_retries, sources.retry_delay_seconds)
+        fetched = flatten(fetch.map(entries, folders.source_cache, sources.download_timeout_seconds).result())
     files = store_weather_task.map(fetched, unmapped(stations), folders, sources).result()
     return combine_weather_task.submit(files, folders).result()
 
@@ -46,6 +51,16 @@ def weather_feed(settings: Settings, stations: list[str]) -> WeatherFeed | None:
     except Exception as error:  # noqa: BLE001  whatever stopped the feed, the forecast goes on without it
         get_run_logger().warning("weather forecasts %s unavailable, forecasting without them: %s", settings.weather, error)
         return WeatherFeed(None, settings.weather_max_age_hours, f"{type(error).__name__}: {error}")
+
+
+def replay_weather(settings: Settings, stations: list[str]) -> ReplayWeather | None:
+    """What a backtest feeds the weather model: `perfect` or `noisy` weather from the station files, or the stored
+    forecast files (whose refusal fails the backtest: a replay is no night to fall back in); None without weather."""
+    if not settings.weather:
+        return None
+    if settings.weather in (PERFECT_WEATHER, NOISY_WEATHER):
+        return ReplayWeather(settings.weather, settings.seed)
+    return ReplayWeather(ISSUED_WEATHER, settings.seed, stored_weather(settings, stations))
 
 
 def validated_dataset(settings: Settings) -> ValidatedDataset:

@@ -204,3 +204,41 @@ def test_the_backtest_runs_on_the_multi_site_folder(multisite_dir, tmp_path):
                                    reading[own["target_time"]].reset_index(drop=True), check_names=False)
     verification = json.loads(Path(result["verification"]).read_text())
     assert sorted(verification["stations"]) == stations and verification["stations_scored"] == stations
+
+
+def test_fed_forecast_files_the_backtest_issues_the_weather_models_forecasts_where_they_hold_every_hour(
+        real_csv, tmp_path):
+    """Forecasts issued an hour before each of the first six nights' origins (02:00 local is 18:00 UTC the day
+    before), 48 hours each: those nights are the weather model's, the others the network model's, as the nightly
+    process would issue them."""
+    import json
+
+    from flows.backtest import backtest_pm25
+
+    rows = []
+    for issued in pd.date_range("2013-12-31T17:00Z", periods=6, freq="D"):
+        for lead in range(1, 49):
+            rows.append({"station": "US_Embassy", "issued_at": issued.isoformat(),
+                         "valid_at": (issued + pd.Timedelta(hours=lead)).isoformat(), "temperature": -5.0,
+                         "dew_point": -20.0, "pressure": 1030.0, "wind_speed": 3.0, "wind_direction": 315.0,
+                         "precipitation": 0.0})
+    weather = tmp_path / "weather.csv"
+    pd.DataFrame(rows).to_csv(weather, index=False)
+    result = backtest_pm25(source=str(real_csv), home=str(tmp_path / "home"), weather=str(weather), **SMALL)
+    frame = forecasts(result)
+    by_night = frame.groupby("origin")["model"].agg(set)
+    first_six = by_night.index < pd.Timestamp("2014-01-07 00:00", tz=ZONE)
+    assert (by_night[first_six] == {"lstm_wx"}).all() and (by_night[~first_six] == {"lstm"}).all()
+    verification = json.loads(Path(result["verification"]).read_text())
+    assert verification["weather"] == {"fed": "fed a weather forecast as issued", "share_by_weather_model": 0.5}
+
+
+def test_fed_the_observed_weather_the_backtest_says_it_is_an_upper_bound(real_csv, tmp_path):
+    import json
+
+    from flows.backtest import backtest_pm25
+
+    result = backtest_pm25(source=str(real_csv), home=str(tmp_path / "home"), weather="perfect", **SMALL)
+    assert (forecasts(result)["model"] == "lstm_wx").all()
+    verification = json.loads(Path(result["verification"]).read_text())
+    assert verification["weather"]["fed"].startswith("upper bound") and verification["weather"]["share_by_weather_model"] == 1

@@ -6,7 +6,7 @@ from flows.backtest import backtest_pm25
 from flows.train import train_pm25
 from pm25.cli import build_parser, main
 from pm25.summaries import backtest_summary, forecast_summary, run_summary
-from tasks.core.settings import BACKTEST_SETTINGS, NOT_BACKTEST_SETTINGS, OPERATOR_SETTINGS, Settings
+from tasks.core.settings import BACKTEST_SETTINGS, OPERATOR_SETTINGS, Settings
 
 
 def test_every_run_setting_is_a_flow_parameter_with_its_default_and_a_run_flag():
@@ -18,8 +18,7 @@ def test_every_run_setting_is_a_flow_parameter_with_its_default_and_a_run_flag()
 
 
 def test_every_backtest_setting_is_a_flow_parameter_and_a_flag():
-    assert (set(inspect.signature(backtest_pm25.fn).parameters)
-            == set(Settings.model_fields) - OPERATOR_SETTINGS - NOT_BACKTEST_SETTINGS)
+    assert set(inspect.signature(backtest_pm25.fn).parameters) == set(Settings.model_fields) - OPERATOR_SETTINGS
     backtest = build_parser().parse_args(["backtest", "--start", "2014-01-01", "--end", "2014-12-31",
                                           "--retrain-every", "7d", "--every", "1h", "--forecast-at", "03:00"])
     assert (backtest.backtest_start, backtest.backtest_end, backtest.retrain_every, backtest.every,

@@ -126,7 +126,7 @@ class Segment:
 
 # A backtest's long table of issued forecasts (`forecasts.parquet`), one row per station, origin and lead hour.
 ISSUED_FORECAST_COLUMNS = ["station", "origin", "target_time", "lead_hours", "forecast", "lower_80", "upper_80",
-                           "persistence", "observed", "model_version", "category_24h"]
+                           "persistence", "observed", "model_version", "category_24h", "model"]
 
 
 def verified_cells(frame: pd.DataFrame) -> pd.DataFrame:

@@ -96,6 +96,7 @@ class OperatingSettings:
 
     alert_webhook: str | None
     weather_max_age_hours: float
+    open_meteo_url: str
     server_idle_seconds: float
     task_runner: str
     dask_address: str | None
@@ -112,7 +113,9 @@ class Settings(BaseSettings):
                         "globs of UCI station CSVs (the embassy file, multi-site station files) or zip archives of them.")
     weather: str | None = Field(None, description="Weather forecasts at the stations (the `weather_forecast` layout, "
                                 "docs/weather.md) for the weather model `lstm_wx`, given like source: comma-separated "
-                                "http(s) URLs, files, folders or globs of CSVs; a run scores `lstm_wx` fed them as issued.")
+                                "http(s) URLs, files, folders or globs of CSVs, or `open-meteo` (the live service); a run "
+                                "scores `lstm_wx` fed them as issued. A backtest also takes `perfect` or `noisy`: the "
+                                "station files' own weather after each origin, without or with forecast-like errors.")
     home: Path = Field(Path("pm25_home"), description="Folder under which a run writes data/, reports/ and models/.")
     max_epochs: int = Field(40, ge=1, description="Upper bound on training epochs (early stopping usually ends sooner).")
     seed: int = Field(42, description="Seed for weight initialisation and shuffling.")
@@ -171,6 +174,10 @@ class Settings(BaseSettings):
         18, gt=0, description="How old the newest weather forecast may be at a forecast's origin for the nightly run "
         "and `pm25 forecast` to issue the weather model's forecast (`lstm_wx`); older, missing or failed, they issue "
         "`lstm`'s with a warning (not a flow parameter)."
+    )
+    open_meteo_url: str = Field(
+        "https://api.open-meteo.com", description="The Open-Meteo service that `--weather open-meteo` reads (its "
+        "forecast API and model metadata) (not a flow parameter)."
     )
     server_idle_seconds: float = Field(
         600, ge=0, description="How long Prefect's temporary server, which `pm25` starts when no Prefect API is "
@@ -235,5 +242,3 @@ class Settings(BaseSettings):
 OPERATOR_SETTINGS = frozenset(field.name for field in fields(OperatingSettings))
 # Settings of the backtest flow only (its origins and schedule): not parameters of the nightly flow.
 BACKTEST_SETTINGS = frozenset(field.name for field in fields(BacktestSettings))
-# Settings of the nightly flow that the backtest does not take yet: it replays no weather forecasts (issue 27).
-NOT_BACKTEST_SETTINGS = frozenset({"weather"})

@@ -14,6 +14,11 @@ from tasks.core import storage
 WEATHER_VARIABLES = ("temperature", "dew_point", "pressure", "wind_speed", "wind_direction", "precipitation")
 WEATHER_COLUMNS = ("station", "issued_at", "valid_at", *WEATHER_VARIABLES)
 
+# What a backtest's --weather may name beside forecast files: the station files' own weather at the target hours
+# (an upper bound), or that weather with the noisy track's errors.
+PERFECT_WEATHER, NOISY_WEATHER = "perfect", "noisy"
+ISSUED_WEATHER = "issued"  # a backtest fed forecast files
+
 # The weather model's forecasts, by what they are fed (tasks/model/weather_model.py): the weather observed at the
 # target hours (an upper bound, never a forecast skill), that weather with forecast-like errors, a forecast as issued.
 PERFECT_TRACK, NOISY_TRACK, ISSUED_TRACK = "lstm_wx_perfect", "lstm_wx_noisy", "lstm_wx"
@@ -44,3 +49,23 @@ class WeatherFeed:
     def key(self) -> str:
         return storage.fingerprint(self.table_path and storage.sha256_file(self.table_path), self.max_age_hours,
                                    self.failure)
+
+
+@dataclass(frozen=True)
+class ReplayWeather:
+    """What a backtest feeds the weather model of each night: the weather observed at the target hours (`perfect`,
+    read from the hours after each origin: an upper bound, outside the no-peeking rule by design), that weather with
+    forecast-like errors drawn from `seed` (`noisy`), or stored forecasts as issued (`issued`, `table_path`)."""
+
+    mode: str
+    seed: int
+    table_path: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return storage.fingerprint(self.mode, self.seed, self.table_path and storage.sha256_file(self.table_path))
+
+    @property
+    def label(self) -> str:
+        return {PERFECT_WEATHER: TRACK_LABELS[PERFECT_TRACK], NOISY_WEATHER: TRACK_LABELS[NOISY_TRACK]}.get(
+            self.mode, TRACK_LABELS[ISSUED_TRACK])

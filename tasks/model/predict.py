@@ -32,7 +32,15 @@ from tasks.core.home import (
 from tasks.core.hours import HOURS_PER_DAY
 from tasks.core.records import Dataset, SpanForecast
 from tasks.core.states import finish
-from tasks.core.weather import ISSUED_TRACK, NOISY_TRACK, PERFECT_TRACK, WeatherFeed
+from tasks.core.weather import (
+    ISSUED_TRACK,
+    ISSUED_WEATHER,
+    NOISY_TRACK,
+    NOISY_WEATHER,
+    PERFECT_TRACK,
+    ReplayWeather,
+    WeatherFeed,
+)
 from tasks.model.features import build_features, to_hourly_grid
 from tasks.model.inputs import PM25_INPUT, PreprocessingParams
 from tasks.model.network_inputs import (
@@ -52,6 +60,7 @@ from tasks.model.weather_ahead import (
     scaled_ahead,
 )
 from tasks.model.weather_errors import error_stream, noisy_weather
+from tasks.model.weather_inputs import observed_weather
 from tasks.model.windows import WindowPlan, WindowSet, observed_targets, span_origins, to_micrograms, window_inputs
 
 
@@ -319,4 +328,33 @@ def weather_validation_forecasts(feature_paths: dict[str, Path], model_dir: Path
         forecasts = track_forecasts(model_dir, features, station, "validation", tuple(result), weather)
         for track, forecast in forecasts.by_track.items():
             result[track][station] = (forecasts.observed, forecast)
+    return result
+
+
+def replay_weather_forecasts(dataset: Dataset, model_dir: Path, features: dict[str, pd.DataFrame], rows: np.ndarray,
+                             weather: ReplayWeather) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A backtest night's weather-model forecasts (µg/m³, origins × horizon) from each origin row, per station, with
+    whether each origin had weather of every hour ahead: always from the station files (`perfect`, `noisy`: the
+    weather observed after the origin, the labelled upper bound), where the forecasts issued by then hold every hour
+    (`issued`)."""
+    model = load_saved_model(weather_model_dir(model_dir))
+    scaling = read_weather_scaling(model.model_dir)
+    horizon = model.plan.horizon
+    origins = next(iter(features.values()))["timestamp"].iloc[rows].reset_index(drop=True)
+    table = None if weather.table_path is None else pd.read_parquet(weather.table_path)
+    result = {}
+    for station, params in model.params.items():
+        windows = forecast_windows(features, model, station, rows)
+        if weather.mode == ISSUED_WEATHER:
+            ahead, issued = issued_ahead(table[table["station"] == station], origins, horizon)
+            in_full = ~pd.isna(issued).any(axis=1)
+        else:
+            end = origins.iloc[-1] + pd.Timedelta(hours=horizon)
+            grid = to_hourly_grid(dataset.readings(station), params.input_columns, dataset.start, end)
+            ahead = observed_ahead(observed_weather(grid.reset_index()), rows, horizon)
+            if weather.mode == NOISY_WEATHER:
+                ahead = noisy_weather(ahead, error_stream(weather.seed, station, origins.iloc[0].isoformat()))
+            in_full = np.ones(len(rows), dtype=bool)
+        change = model.predict_change((windows.inputs, scaled_ahead(ahead, scaling[station])))
+        result[station] = (to_micrograms(windows, change, params), in_full)
     return result

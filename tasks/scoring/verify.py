@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import storage
 from tasks.core.air_quality import BREAKPOINTS, EXCEEDANCES, MIN_HOURS_OF_MEAN, category
 from tasks.core.records import Decision, verified_cells
+from tasks.core.weather import ISSUED_TRACK
 from tasks.scoring.intervals import coverage_by_size, interval_score
 
 VERIFICATION_FILE = "verification.json"
@@ -158,10 +159,14 @@ def verification(frame: pd.DataFrame, champions: list[dict[str, Any]]) -> dict[s
     }
 
 
-def verify_backtest(forecasts_path: Path, decisions: list[Decision], output_path: Path) -> Path:
-    """verification.json of a backtest's issued forecasts and its champions."""
+def verify_backtest(forecasts_path: Path, decisions: list[Decision], output_path: Path,
+                    weather: str | None = None) -> Path:
+    """verification.json of a backtest's issued forecasts and its champions, and what the weather model was fed
+    (`weather`, None when it was not), with the share of forecasts it issued."""
     frame = pd.read_parquet(forecasts_path)
     result = verification(frame, [asdict(decision) for decision in decisions])
+    result["weather"] = None if weather is None else {"fed": weather, "share_by_weather_model": float(
+        (frame["model"] == ISSUED_TRACK).mean())}
     skill = [row["skill"] for row in result["by_lead"] if row["skill"] is not None]
     log.info("backtest verified: RMSE at lead 1 / %d h %.2f / %.2f, skill %.3f … %.3f", len(result["by_lead"]),
              result["by_lead"][0]["rmse"] or np.nan, result["by_lead"][-1]["rmse"] or np.nan, min(skill), max(skill))
@@ -169,5 +174,5 @@ def verify_backtest(forecasts_path: Path, decisions: list[Decision], output_path
 
 
 @task(cache_policy=NO_CACHE, name="verify-backtest", task_run_name="verify the backtest's forecasts")
-def verify_task(forecasts_path: Path, decisions: list[Decision], output_path: Path) -> Path:
-    return verify_backtest(forecasts_path, decisions, output_path)
+def verify_task(forecasts_path: Path, decisions: list[Decision], output_path: Path, weather: str | None = None) -> Path:
+    return verify_backtest(forecasts_path, decisions, output_path, weather)
