@@ -50,7 +50,6 @@ class Night:
 
     job: NightlyJob
     trained: dict[str, TrainedModel]
-    weather: TrainedModel | None = None
 
     @property
     def network(self) -> TrainedModel:
@@ -68,11 +67,9 @@ class SubmittedNight:
         """Wait for the night's trainings and calibrations."""
         trained = self.trainings.result()
         self.calibrated.result()
-        weather = None
-        if self.weather is not None:
-            weather = self.weather[0].result()
-            self.weather[1].result()
-        return Night(self.job, self.job.models.by_name(trained), weather)
+        for future in self.weather or ():
+            future.result()
+        return Night(self.job, self.job.models.by_name(trained))
 
 
 def submit_night(dataset_path: Path, job: NightlyJob, settings: Settings) -> SubmittedNight:

@@ -23,6 +23,7 @@ ISSUED_WEATHER = "issued"  # a backtest fed forecast files
 # target hours (an upper bound, never a forecast skill), that weather with forecast-like errors, a forecast as issued.
 PERFECT_TRACK, NOISY_TRACK, ISSUED_TRACK = "lstm_wx_perfect", "lstm_wx_noisy", "lstm_wx"
 WEATHER_TRACKS = (PERFECT_TRACK, NOISY_TRACK, ISSUED_TRACK)
+ISSUED_IN_FULL = "lstm_wx_issued"  # a span forecasts' column: whether `lstm_wx` had a forecast of every target hour
 TRACK_LABELS = {PERFECT_TRACK: "upper bound: fed the weather observed at the target hours, not a forecast skill",
                 NOISY_TRACK: "fed the observed weather with forecast-like errors (docs/weather.md#the-error-model)",
                 ISSUED_TRACK: "fed a weather forecast as issued"}

@@ -276,13 +276,11 @@ def next_hours_task(dataset_path: Path, model_dir: Path, history_hours: int, fee
 @dataclass(frozen=True)
 class TrackForecasts:
     """One station's weather-model forecasts of one span (µg/m³, origins × horizon) by track, beside the observed
-    targets; for the issued track, which origins had a forecast of every target hour (the others have none: NaN) and
-    the issue behind each cell."""
+    targets; for the issued track, which origins had a forecast of every target hour (the others have none: NaN)."""
 
     observed: np.ndarray
     by_track: dict[str, np.ndarray]
     issued_in_full: np.ndarray | None = None
-    issue_times: np.ndarray | None = None
 
 
 def track_forecasts(model_dir: Path, features: dict[str, pd.DataFrame], station: str, span: str,
@@ -300,7 +298,7 @@ def track_forecasts(model_dir: Path, features: dict[str, pd.DataFrame], station:
     def forecast(ahead: Mapping[str, np.ndarray]) -> np.ndarray:
         return to_micrograms(windows, predict((windows.inputs, scaled_ahead(ahead, scaling))), params)
 
-    result, in_full, issue_times = {}, None, None
+    result, in_full = {}, None
     for track in tracks:
         if track == PERFECT_TRACK:
             result[track] = forecast(perfect)
@@ -313,7 +311,7 @@ def track_forecasts(model_dir: Path, features: dict[str, pd.DataFrame], station:
             in_full = ~pd.isna(issue_times).any(axis=1)
             result[track] = np.where(in_full[:, None], forecast(ahead), np.nan)
     series = features[station]["target"].to_numpy(dtype="float64")
-    return TrackForecasts(observed_targets(series, windows), result, in_full, issue_times)
+    return TrackForecasts(observed_targets(series, windows), result, in_full)
 
 
 def weather_validation_forecasts(feature_paths: dict[str, Path], model_dir: Path,

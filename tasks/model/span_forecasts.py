@@ -22,7 +22,7 @@ from tasks.core import storage
 from tasks.core.home import SCORED_SPANS, observed_weather_path, span_forecasts_path
 from tasks.core.hours import REPORTED_HORIZONS
 from tasks.core.states import finish
-from tasks.core.weather import ISSUED_TRACK, NOISY_TRACK, PERFECT_TRACK
+from tasks.core.weather import ISSUED_IN_FULL, ISSUED_TRACK, NOISY_TRACK, PERFECT_TRACK
 from tasks.model.baselines import climatology, fit_climatology, persistence, seasonal_naive
 from tasks.model.gbm import fit_predict_gbm
 from tasks.model.inputs import PM25_INPUT
@@ -32,10 +32,9 @@ from tasks.model.ridge import fit_predict_ridge
 from tasks.model.weather_ahead import WeatherSources
 from tasks.model.windows import WindowPlan, WindowSet, make_window_set, observed_targets, to_micrograms
 
-# The LSTMs a run compares, by the name of their forecast column, and the baselines beside them.
+# The station's own LSTM's forecast column (the network's is `predict.NETWORK_LSTM`), and the baselines beside them.
 STATION_LSTM = "lstm_station"
 BASELINE_COLUMNS = ("gbm", "ridge", "persistence", "seasonal_naive", "climatology")
-ISSUED_IN_FULL = "lstm_wx_issued"  # whether `lstm_wx` had a forecast of every target hour of the origin
 
 
 @dataclass(frozen=True)

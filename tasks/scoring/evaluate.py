@@ -26,12 +26,11 @@ from tasks.core.home import METRICS_FILE, PREDICTIONS_FILE, SCORED_SPANS, span_f
 from tasks.core.hours import REPORTED_HORIZONS
 from tasks.core.progress import PROGRESS
 from tasks.core.states import finish
-from tasks.core.weather import ISSUED_TRACK, NOISY_TRACK, PERFECT_TRACK, TRACK_LABELS, WEATHER_TRACKS
+from tasks.core.weather import ISSUED_IN_FULL, ISSUED_TRACK, NOISY_TRACK, PERFECT_TRACK, TRACK_LABELS, WEATHER_TRACKS
 from tasks.scoring.intervals import coverage_by_size, interval_score
 
 BASELINES = ("lstm_station", "gbm", "ridge", "persistence", "seasonal_naive", "climatology")
 MODELS = ("lstm", *WEATHER_TRACKS, *BASELINES)
-ISSUED_IN_FULL = "lstm_wx_issued"  # the span forecasts' column: whether `lstm_wx` had a forecast of every target hour
 SCORES_FILE = "scores.json"  # the spans' bounds, and the key of the intervals and forecasts scored; written last
 SCORING = "observed target hours in the {span} span, from origins with an observed reading; same cells for every model"
 
