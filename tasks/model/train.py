@@ -145,29 +145,42 @@ def build_model(lookback: int, n_features: int, horizon: int, settings: Training
     """
     import keras
 
-    layers, units, dropout, members = settings.lstm_layers, settings.lstm_units, settings.dropout, settings.ensemble_size
-    learning_rate, weight_averaging = settings.learning_rate, settings.weight_averaging
+    history = keras.Input(shape=(lookback, n_features), name="history")
+    origin_hour = keras.layers.Flatten(name="origin_hour")(keras.layers.Cropping1D((lookback - 1, 0))(history))
 
-    inputs = keras.Input(shape=(lookback, n_features), name="history")
-    origin_hour = keras.layers.Flatten(name="origin_hour")(keras.layers.Cropping1D((lookback - 1, 0))(inputs))
+    def head(member: int, state: Any) -> Any:
+        joined = keras.layers.Concatenate(name=f"m{member}_state_and_origin")([state, origin_hour])
+        return keras.layers.Dense(horizon, name=f"m{member}_change_per_horizon")(joined)
+
+    return lstm_ensemble(history, history, head, horizon, settings, "pm25_lstm")
+
+
+def lstm_ensemble(inputs: Any, history: Any, head: Callable[[int, Any], Any], horizon: int, settings: TrainingSettings,
+                  name: str) -> tuple[Any, Any]:
+    """The ensemble of `build_model`, around each member's head: `lstm_layers` stacked LSTM layers read `history` (one
+    of the model's `inputs`), and `head(member, state)` turns the last state, after dropout, into the member's change
+    per horizon. Returns the model to train (every member's outputs side by side, compiled) and the one to forecast
+    with (their mean)."""
+    import keras
+
+    layers, units, dropout, members = settings.lstm_layers, settings.lstm_units, settings.dropout, settings.ensemble_size
     forecasts = []
     for member in range(1, members + 1):
-        hidden = inputs
+        hidden = history
         for layer in range(1, layers + 1):
             hidden = keras.layers.LSTM(units, return_sequences=layer < layers, dropout=dropout,
                                        name=f"m{member}_lstm_{layer}")(hidden)
         hidden = keras.layers.Dropout(dropout, name=f"m{member}_head_dropout")(hidden)
-        hidden = keras.layers.Concatenate(name=f"m{member}_state_and_origin")([hidden, origin_hour])
-        forecasts.append(keras.layers.Dense(horizon, name=f"m{member}_change_per_horizon")(hidden))
+        forecasts.append(head(member, hidden))
     several = members > 1
     training = keras.Model(inputs, keras.layers.Concatenate(name="members")(forecasts) if several else forecasts[0],
-                           name="pm25_lstm_members")
-    averaging = {"use_ema": True, "ema_momentum": weight_averaging} if weight_averaging else {}
-    training.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaging),
+                           name=f"{name}_members")
+    averaging = {"use_ema": True, "ema_momentum": settings.weight_averaging} if settings.weight_averaging else {}
+    training.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, **averaging),
                      loss=masked_mse(horizon_weights(horizon, settings.horizon_weight_power), members),
                      steps_per_execution=STEPS_PER_EXECUTION)
     forecasting = keras.Model(inputs, keras.layers.Average(name="ensemble_mean")(forecasts) if several else forecasts[0],
-                              name="pm25_lstm")
+                              name=name)
     return training, forecasting
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import task
@@ -31,13 +32,11 @@ from tasks.core.home import observed_weather_path
 from tasks.core.settings import TrainingSettings
 from tasks.model.network_inputs import NetworkSpec, network_window_sets
 from tasks.model.train import (
-    STEPS_PER_EXECUTION,
     ModelRecipe,
     TrainedModel,
     TrainingInputs,
     TrainingSamples,
-    horizon_weights,
-    masked_mse,
+    lstm_ensemble,
     train_with_progress,
 )
 from tasks.model.weather_ahead import WEATHER_SCALING_FILE, fit_weather_scaling, observed_ahead, scaled_ahead
@@ -68,33 +67,18 @@ def build_weather_model(lookback: int, n_features: int, horizon: int, settings: 
     averaging), with a second input: the weather inputs of each of the `horizon` hours ahead."""
     import keras
 
-    layers, units, dropout, members = settings.lstm_layers, settings.lstm_units, settings.dropout, settings.ensemble_size
     history = keras.Input(shape=(lookback, n_features), name="history")
     ahead = keras.Input(shape=(horizon, future_inputs), name="weather_ahead")
     origin_hour = keras.layers.Flatten(name="origin_hour")(keras.layers.Cropping1D((lookback - 1, 0))(history))
     weather = keras.layers.Flatten(name="weather_hours")(ahead)
-    forecasts = []
-    for member in range(1, members + 1):
-        hidden = history
-        for layer in range(1, layers + 1):
-            hidden = keras.layers.LSTM(units, return_sequences=layer < layers, dropout=dropout,
-                                       name=f"m{member}_lstm_{layer}")(hidden)
-        hidden = keras.layers.Dropout(dropout, name=f"m{member}_head_dropout")(hidden)
-        joined = keras.layers.Concatenate(name=f"m{member}_state_origin_weather")([hidden, origin_hour, weather])
+
+    def head(member: int, state: Any) -> Any:
+        joined = keras.layers.Concatenate(name=f"m{member}_state_origin_weather")([state, origin_hour, weather])
         dense = keras.layers.Dense(DENSE_UNITS, activation="relu", name=f"m{member}_weather_dense")(joined)
-        head = keras.layers.Concatenate(name=f"m{member}_head")([joined, dense])
-        forecasts.append(keras.layers.Dense(horizon, name=f"m{member}_change_per_horizon")(head))
-    several = members > 1
-    training = keras.Model([history, ahead], keras.layers.Concatenate(name="members")(forecasts) if several else forecasts[0],
-                           name="pm25_lstm_wx_members")
-    averaging = {"use_ema": True, "ema_momentum": settings.weight_averaging} if settings.weight_averaging else {}
-    training.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, **averaging),
-                     loss=masked_mse(horizon_weights(horizon, settings.horizon_weight_power), members),
-                     steps_per_execution=STEPS_PER_EXECUTION)
-    forecasting = keras.Model([history, ahead],
-                              keras.layers.Average(name="ensemble_mean")(forecasts) if several else forecasts[0],
-                              name="pm25_lstm_wx")
-    return training, forecasting
+        both = keras.layers.Concatenate(name=f"m{member}_head")([joined, dense])
+        return keras.layers.Dense(horizon, name=f"m{member}_change_per_horizon")(both)
+
+    return lstm_ensemble([history, ahead], history, head, horizon, settings, "pm25_lstm_wx")
 
 
 WEATHER_RECIPE = ModelRecipe(build=build_weather_model, samples=weather_samples)
