@@ -106,6 +106,8 @@ def test_the_error_model_draws_errors_of_the_stated_sizes_correlated_over_the_le
     assert flipped[:, -1].mean() == pytest.approx(DAY_AHEAD_WET_FLIPS, abs=0.005)
     assert flipped[:, -1].mean() >= MINIMUM_DAY_AHEAD_WET_FLIPS
     assert flipped[:, 0].mean() == pytest.approx(DAY_AHEAD_WET_FLIPS / 2, abs=0.005)
+    # A mistimed rain is wrong for hours running: an hour wrong makes the next one far likelier to be wrong too.
+    assert flipped[:, 12][flipped[:, 11]].mean() > 3 * flipped[:, 12].mean()
     again = noisy_weather(observed, error_stream(42, "A", "test"))
     np.testing.assert_array_equal(noisy["temperature"], again["temperature"])  # seeded: the same draw again
     other = noisy_weather(observed, error_stream(42, "B", "test"))

@@ -6,13 +6,16 @@ Each variable's error is a first-order autoregressive series over the lead hours
 to the next, as a forecast's misplaced front does), Gaussian, with a root-mean-square size that grows linearly from
 half the day-ahead size at 1 h to the full size at 24 h (and on beyond). Wind direction errors apply where the wind
 is above 2 m/s (ECMWF verifies direction only above 3 m/s); a calm hour keeps no direction. Wet or dry is flipped in
-a share of hours growing the same way. The sizes and their sources: docs/weather.md#the-error-model.
+a share of hours growing the same way, where an autoregressive series like the others falls below that share's
+quantile: a forecast that mistimes a rain is wrong for several hours running, not in scattered single hours. The sizes
+and their sources: docs/weather.md#the-error-model.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
+from statistics import NormalDist
 
 import numpy as np
 
@@ -71,7 +74,8 @@ def noisy_weather(observed: Mapping[str, np.ndarray], rng: np.random.Generator) 
     turned = observed["wind_direction"] + correlated_normals(rng, samples, horizon) * DAY_AHEAD_ERROR["wind_direction"] * size
     windy = np.nan_to_num(observed["wind_speed"]) > DIRECTION_MIN_SPEED
     noisy["wind_direction"] = np.where(windy, np.mod(turned, 360.0), observed["wind_direction"])
-    flipped = rng.random((samples, horizon)) < DAY_AHEAD_WET_FLIPS * size
+    flip_below = np.array([NormalDist().inv_cdf(share) for share in DAY_AHEAD_WET_FLIPS * size[0]])
+    flipped = correlated_normals(rng, samples, horizon) < flip_below
     wet = observed["precipitation"] >= WET_MM
     noisy["precipitation"] = np.where(flipped & np.isfinite(observed["precipitation"]),
                                       np.where(wet, 0.0, WET_MM), observed["precipitation"])
