@@ -9,7 +9,6 @@ from tasks.core.settings import TrainingSettings
 from tasks.model.train import (
     build_model,
     horizon_weights,
-    keras_seed_stream,
     load_model,
     masked_mse,
     stopping_callbacks,
@@ -80,8 +79,8 @@ def test_with_weight_averaging_the_averaged_weights_are_validated_and_kept():
 
 
 def test_the_weights_keras_draws_do_not_depend_on_other_threads_drawing_from_pythons_random():
-    """Keras seeds every layer from a stream; a Dask worker's background threads draw from Python's global
-    `random` while a task runs. Under keras_seed_stream the initial weights are those of a quiet process."""
+    """An unseeded Keras layer draws its seed from Python's global `random`, which a Dask worker's background threads
+    draw from while a task runs. Seeded by LayerSeeds, the initial weights are those of a quiet process."""
     import random
     import threading
 
@@ -89,8 +88,7 @@ def test_the_weights_keras_draws_do_not_depend_on_other_threads_drawing_from_pyt
 
     def initial_weights() -> list[np.ndarray]:
         keras.utils.set_random_seed(7)
-        with keras_seed_stream(7):
-            training, _ = build_model(5, 3, 4, small(learning_rate=1e-3, dropout=0.2, ensemble_size=2))
+        training, _ = build_model(5, 3, 4, small(learning_rate=1e-3, dropout=0.2, ensemble_size=2, seed=7))
         return training.get_weights()
 
     quiet = initial_weights()
@@ -133,18 +131,29 @@ def test_training_batches_cover_every_sample_once_a_pass_in_a_seeded_order(sampl
         np.testing.assert_array_equal(targets_batch.numpy(), inputs_batch.numpy()[:, 0, :] * 10)  # rows stay paired
 
 
-def test_training_batches_are_the_batches_keras_draws_from_arrays():
-    """What keeps every trained model the same since fit stopped being given arrays (Keras 3.15's pipeline)."""
+def test_training_batches_train_the_weights_fit_trains_on_arrays():
+    """What keeps every trained model the same since fit stopped being given arrays (Keras 3.15's pipeline): plain
+    SGD, whose weights depend on every batch and on their order, ends on the same weights either way."""
     import keras
-    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
 
-    inputs = np.arange(50, dtype="float32").reshape(50, 1, 1)
-    targets = inputs[:, 0, :].copy()
+    inputs = np.random.default_rng(0).normal(size=(50, 1, 3)).astype("float32")
+    targets = inputs[:, 0, :] @ np.array([[1.0], [2.0], [-1.0]], dtype="float32")
+
+    def trained(**fit_arguments) -> list[np.ndarray]:
+        keras.utils.set_random_seed(11)
+        model = keras.Sequential([keras.Input((1, 3)), keras.layers.Flatten(),
+                                  keras.layers.Dense(1, kernel_initializer="zeros")])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        model.fit(**fit_arguments, epochs=2, verbose=0)
+        return model.get_weights()
+
+    final = {}
     for shuffle in (True, False):
-        keras.utils.set_random_seed(11)
-        expected = batch_rows(ArrayDataAdapter(inputs, targets, batch_size=8, shuffle=shuffle).get_tf_dataset())
-        keras.utils.set_random_seed(11)
-        assert batch_rows(training_batches(inputs, targets, 8, shuffle=shuffle)) == expected
+        final[shuffle] = trained(x=inputs, y=targets, batch_size=8, shuffle=shuffle)
+        from_batches = trained(x=training_batches(inputs, targets, 8, shuffle=shuffle), shuffle=False)
+        for expected, got in zip(final[shuffle], from_batches, strict=True):
+            np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(final[True][0], final[False][0])  # the order of the batches shows in the weights
 
 
 def test_fit_on_training_batches_runs_every_batch_of_every_epoch_without_a_ran_out_of_data_warning():

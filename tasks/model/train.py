@@ -12,8 +12,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,24 +81,40 @@ def configure_tensorflow(seed: int, members: int = 1) -> None:
     keras.utils.set_random_seed(seed)
 
 
-@contextmanager
-def keras_seed_stream(seed: int) -> Iterator[None]:
-    """Give Keras a seed stream of its own while a model is built, trained and saved.
+class LayerSeeds:
+    """The seed of every random part of a model (initializers, dropout), given to Keras explicitly, drawn in build
+    order from a generator of the run's seed.
 
-    Keras draws every unseeded layer's and initializer's seed from Python's global `random`, and other threads of the
-    process draw from it too (a Dask worker's background threads do within a second of a task starting), so the
-    weights would depend on their timing. The private stream starts where `random.seed(seed)` would, so the weights
-    are those of an undisturbed process. Keras has no public hook for this; it reads the module attribute swapped here
-    at every draw. Callers hold TRAINING_LOCK, under which no other Keras model is built or loaded.
+    Keras draws an unseeded part's seed from Python's global `random`, which other threads of the process draw from
+    too (a Dask worker's background threads do within a second of a task starting), so the weights would depend on
+    their timing. Seeded here, a model draws nothing from it. The draws are those Keras would make after
+    `random.seed(seed)` (an integer in 1..10⁹ each, in the order Keras builds the parts), so the weights are the ones
+    an undisturbed process gave.
     """
-    from keras.src.random import seed_generator
 
-    shared = seed_generator.python_random
-    seed_generator.python_random = random.Random(seed)
-    try:
-        yield
-    finally:
-        seed_generator.python_random = shared
+    def __init__(self, seed: int) -> None:
+        self._draws = random.Random(seed)
+
+    def draw(self) -> int:
+        return self._draws.randint(1, 10**9)
+
+    def lstm(self, units: int, **options: Any) -> Any:
+        import keras
+
+        kernel = keras.initializers.GlorotUniform(self.draw())
+        recurrent = keras.initializers.Orthogonal(seed=self.draw())
+        return keras.layers.LSTM(units, kernel_initializer=kernel, recurrent_initializer=recurrent, seed=self.draw(),
+                                 **options)
+
+    def dense(self, units: int, **options: Any) -> Any:
+        import keras
+
+        return keras.layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(self.draw()), **options)
+
+    def dropout(self, rate: float, **options: Any) -> Any:
+        import keras
+
+        return keras.layers.Dropout(rate, seed=self.draw() if rate > 0 else None, **options)  # 0 draws nothing
 
 
 def task_cores() -> int:
@@ -148,30 +163,31 @@ def build_model(lookback: int, n_features: int, horizon: int, settings: Training
     history = keras.Input(shape=(lookback, n_features), name="history")
     origin_hour = keras.layers.Flatten(name="origin_hour")(keras.layers.Cropping1D((lookback - 1, 0))(history))
 
-    def head(member: int, state: Any) -> Any:
+    def head(member: int, state: Any, seeds: LayerSeeds) -> Any:
         joined = keras.layers.Concatenate(name=f"m{member}_state_and_origin")([state, origin_hour])
-        return keras.layers.Dense(horizon, name=f"m{member}_change_per_horizon")(joined)
+        return seeds.dense(horizon, name=f"m{member}_change_per_horizon")(joined)
 
     return lstm_ensemble(history, history, head, horizon, settings, "pm25_lstm")
 
 
-def lstm_ensemble(inputs: Any, history: Any, head: Callable[[int, Any], Any], horizon: int, settings: TrainingSettings,
-                  name: str) -> tuple[Any, Any]:
+def lstm_ensemble(inputs: Any, history: Any, head: Callable[[int, Any, LayerSeeds], Any], horizon: int,
+                  settings: TrainingSettings, name: str) -> tuple[Any, Any]:
     """The ensemble of `build_model`, around each member's head: `lstm_layers` stacked LSTM layers read `history` (one
-    of the model's `inputs`), and `head(member, state)` turns the last state, after dropout, into the member's change
-    per horizon. Returns the model to train (every member's outputs side by side, compiled) and the one to forecast
+    of the model's `inputs`), and `head(member, state, seeds)` turns the last state, after dropout, into the member's
+    change per horizon (its layers seeded from `seeds`, in order). Returns the model to train (every member's outputs side by side, compiled) and the one to forecast
     with (their mean)."""
     import keras
 
     layers, units, dropout, members = settings.lstm_layers, settings.lstm_units, settings.dropout, settings.ensemble_size
+    seeds = LayerSeeds(settings.seed)
     forecasts = []
     for member in range(1, members + 1):
         hidden = history
         for layer in range(1, layers + 1):
-            hidden = keras.layers.LSTM(units, return_sequences=layer < layers, dropout=dropout,
-                                       name=f"m{member}_lstm_{layer}")(hidden)
-        hidden = keras.layers.Dropout(dropout, name=f"m{member}_head_dropout")(hidden)
-        forecasts.append(head(member, hidden))
+            hidden = seeds.lstm(units, return_sequences=layer < layers, dropout=dropout,
+                                name=f"m{member}_lstm_{layer}")(hidden)
+        hidden = seeds.dropout(dropout, name=f"m{member}_head_dropout")(hidden)
+        forecasts.append(head(member, hidden, seeds))
     several = members > 1
     training = keras.Model(inputs, keras.layers.Concatenate(name="members")(forecasts) if several else forecasts[0],
                            name=f"{name}_members")
@@ -363,9 +379,8 @@ def train_model(inputs: TrainingInputs, model_dir: Path, config: TrainingSetting
         configure_tensorflow(config.seed, config.ensemble_size)
         log.info("training on %d samples of %d station(s), %d inputs per hour", len(train.inputs), len(spec.stations),
                  train.inputs.shape[2])
-        with keras_seed_stream(config.seed):
-            forecaster, summary = _fit(train, validation, model_dir, config, recipe, on_epoch)
-            _save(model_dir, forecaster, spec, inputs, samples.kept, summary)
+        forecaster, summary = _fit(train, validation, model_dir, config, recipe, on_epoch)
+        _save(model_dir, forecaster, spec, inputs, samples.kept, summary)
     return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, **summary)
 
 

@@ -32,6 +32,7 @@ from tasks.core.home import observed_weather_path
 from tasks.core.settings import TrainingSettings
 from tasks.model.network_inputs import NetworkSpec, network_window_sets
 from tasks.model.train import (
+    LayerSeeds,
     ModelRecipe,
     TrainedModel,
     TrainingInputs,
@@ -39,7 +40,12 @@ from tasks.model.train import (
     lstm_ensemble,
     train_with_progress,
 )
-from tasks.model.weather_ahead import WEATHER_SCALING_FILE, fit_weather_scaling, observed_ahead, scaled_ahead
+from tasks.model.weather_ahead import (
+    WEATHER_SCALING_FILE,
+    fit_weather_scaling,
+    observed_ahead,
+    scaled_ahead,
+)
 from tasks.model.windows import WindowPlan, stack_window_sets
 
 DENSE_UNITS = 128
@@ -72,11 +78,11 @@ def build_weather_model(lookback: int, n_features: int, horizon: int, settings: 
     origin_hour = keras.layers.Flatten(name="origin_hour")(keras.layers.Cropping1D((lookback - 1, 0))(history))
     weather = keras.layers.Flatten(name="weather_hours")(ahead)
 
-    def head(member: int, state: Any) -> Any:
+    def head(member: int, state: Any, seeds: LayerSeeds) -> Any:
         joined = keras.layers.Concatenate(name=f"m{member}_state_origin_weather")([state, origin_hour, weather])
-        dense = keras.layers.Dense(DENSE_UNITS, activation="relu", name=f"m{member}_weather_dense")(joined)
+        dense = seeds.dense(DENSE_UNITS, activation="relu", name=f"m{member}_weather_dense")(joined)
         both = keras.layers.Concatenate(name=f"m{member}_head")([joined, dense])
-        return keras.layers.Dense(horizon, name=f"m{member}_change_per_horizon")(both)
+        return seeds.dense(horizon, name=f"m{member}_change_per_horizon")(both)
 
     return lstm_ensemble([history, ahead], history, head, horizon, settings, "pm25_lstm_wx")
 
