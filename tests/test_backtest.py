@@ -176,7 +176,7 @@ def test_a_dask_worker_killed_in_the_middle_of_a_training_does_not_fail_the_back
     result = state.result()
     assert len(list(home.glob("models/*/training.json"))) == 3
     # Seeded trainings in worker processes (one retried on another worker) issue the thread runner's forecasts, bit
-    # for bit: Keras's seeds come from a stream the workers' background threads cannot draw from (keras_seed_stream).
+    # for bit: every layer's seed is given explicitly (LayerSeeds), so the workers' background threads draw none of them.
     pd.testing.assert_frame_equal(forecasts(result), forecasts(whole[1]), check_exact=True)
 
 

@@ -30,10 +30,9 @@ from tasks.core.states import finish
 from tasks.model.network_inputs import SHARED_FEATURES, NetworkSpec, save_network, stacked_span
 from tasks.model.windows import WindowPlan, WindowSet
 
-# Keras seeds and TensorFlow's thread pools belong to the process: two trainings at once in one process (the
-# thread task runner) would draw from each other's random streams, so a process trains one model at a time. Keras
-# draws the seed of every layer it builds, loading a saved model too, from one stream (see `keras_seed_stream`): a load
-# in another thread during a training would change the trained weights, so loads take the same lock.
+# Keras's global seed and TensorFlow's thread pools belong to the process: two trainings at once in one process (the
+# thread task runner) would reseed each other and share the cores, so a process trains one model at a time. A model
+# saved before its layers had explicit seeds (LayerSeeds) draws some as it loads, so loads take the same lock.
 TRAINING_LOCK = threading.RLock()
 # Training steps per call into TensorFlow: the same updates and losses, without Python between every two
 # batches (6 epochs of the default model on 2 cores: 5.3 s against 6.2 s one step at a time).
@@ -235,9 +234,15 @@ def training_batches(inputs: ModelInputs, targets: np.ndarray, batch_size: int, 
     this pipeline (`benchmarks/paired_training.py`). This is the same pipeline without the parallel map and the
     prefetches: the same permutation, the same batches, so the same weights, to the bit.
     """
+    samples = len(inputs[0] if isinstance(inputs, tuple) else inputs)
+    return gathered_batches(batch_indices(samples, batch_size, shuffle), inputs, targets, -(-samples // batch_size))
+
+
+def batch_indices(samples: int, batch_size: int, shuffle: bool):
+    """The sample numbers of each batch of one pass, as Keras's pipeline for arrays draws them: one permutation (the
+    same every pass), cut into full batches and a last, partial one."""
     import tensorflow as tf
 
-    samples = len(inputs[0] if isinstance(inputs, tuple) else inputs)
     full_batches = samples // batch_size
 
     def permutation(_):
@@ -253,17 +258,16 @@ def training_batches(inputs: ModelInputs, targets: np.ndarray, batch_size: int, 
                                                                                 [samples - in_full])))
         return batches
 
-    return gathered_batches(tf.data.Dataset.range(1).map(permutation).flat_map(batches_of), inputs, targets,
-                            -(-samples // batch_size))
+    return tf.data.Dataset.range(1).map(permutation).flat_map(batches_of)
 
 
-def gathered_batches(batch_indices, inputs: ModelInputs, targets: np.ndarray, batches: int):
-    """The rows of `inputs` and `targets` that each element of `batch_indices` (a dataset of index vectors, `batches`
+def gathered_batches(indices, inputs: ModelInputs, targets: np.ndarray, batches: int):
+    """The rows of `inputs` and `targets` that each element of `indices` (a dataset of index vectors, `batches`
     of them a pass) names, gathered in the thread that asks for them (see `training_batches`)."""
     import tensorflow as tf
 
     arrays = (tf.nest.map_structure(tf.constant, inputs), tf.constant(targets))
-    dataset = tf.data.Dataset.zip((batch_indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
+    dataset = tf.data.Dataset.zip((indices, tf.data.Dataset.from_tensors(arrays).repeat())).map(
         lambda batch, data: (tf.nest.map_structure(lambda array: tf.gather(array, batch, axis=0), data[0]),
                              tf.gather(data[1], batch, axis=0)))
     # A flat_map hides the number of batches; told it, Keras ends each pass on the count instead of running out of
