@@ -5,9 +5,9 @@ Writes reports/bench/bench.json and bench.md:
   LSTM(50), batch 32, patience 10, an 80/20 split of the years before the test year, a Python loop for
   windows), with wall time, seconds per epoch, peak memory and RMSE;
 - the project's default `pm25 run` (fresh PM25_HOME; Prefect's database created beforehand, a one-time
-  step of any Prefect install that is timed on its own), and a second run on unchanged data and settings,
-  which reuses the temporary server the first one left; the same pair with the server not kept
-  (PM25_SERVER_IDLE_SECONDS=0), and against a server started beforehand (PREFECT_API_URL set);
+  step of any Prefect install that is timed on its own), and a second run on unchanged data and settings, each
+  on Prefect's own temporary server for the command; the same pair against a server started beforehand with
+  `prefect server start` (PREFECT_API_URL set);
 - an ablation ladder from the seed recipe to the project's recipe, one change per step, then the default
   run with one of its model choices undone at a time (leave-one-out, same data and features);
 - window building: the seed's Python loop against the project's strided view;
@@ -27,11 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -212,24 +214,12 @@ def create_prefect_database(prefect_home: Path) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def pm25_run(home: Path, source: str, prefect_home: Path, *flags: str, api_url: str | None = None,
-             server_idle_seconds: float | None = None) -> dict:
+def pm25_run(home: Path, source: str, prefect_home: Path, *flags: str, api_url: str | None = None) -> dict:
     """`pm25 run`, as a user starts it: its own process, with Prefect's temporary server unless `api_url`
     names a running one."""
-    env = (prefect_environment(prefect_home) | ({"PREFECT_API_URL": api_url} if api_url else {})
-           | ({"PM25_SERVER_IDLE_SECONDS": str(server_idle_seconds)} if server_idle_seconds is not None else {}))
+    env = prefect_environment(prefect_home) | ({"PREFECT_API_URL": api_url} if api_url else {})
     return run_measured([str(Path(sys.executable).parent / "pm25"), "run", "--json", "--source", source, "--home", str(home),
                          *flags], env)
-
-
-def wait_for_retirement(prefect_home: Path, timeout: float = 60.0) -> None:
-    """Wait until no temporary server is registered under `prefect_home`: one not kept withdraws within a
-    fraction of a second of its command's end, and the next command must not find it."""
-    deadline = time.monotonic() + timeout
-    while list((prefect_home / "pm25-servers").glob("*.json")):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"a temporary server under {prefect_home} did not retire within {timeout:.0f} s")
-        time.sleep(0.1)
 
 
 def run_tree_sampled(arguments: list[str], env: dict[str, str]) -> dict:
@@ -264,7 +254,7 @@ def network_runs(work: Path, source: Path) -> dict:
     """The default `pm25 run` on a folder of station files, with threads and with a local Dask cluster."""
     rows = {}
     for runner in ("threads", "dask"):
-        env = prefect_environment(work / "prefect") | {"PM25_TASK_RUNNER": runner, "PM25_SERVER_IDLE_SECONDS": "0"}
+        env = prefect_environment(work / "prefect") | {"PM25_TASK_RUNNER": runner}
         run = run_tree_sampled([str(Path(sys.executable).parent / "pm25"), "run", "--json", "--source", str(source), "--home",
                                 str(work / f"network_{runner}")], env)
         metrics = storage.read_json(Path(run["run_dir"]) / "metrics.json")
@@ -289,27 +279,27 @@ def network_markdown(rows: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def runs_without_a_kept_server(work: Path, source: str) -> tuple[dict, dict]:
-    """A full and a second `pm25 run` whose temporary servers end with them: each run boots its own."""
-    runs = []
-    for _ in range(2):
-        runs.append(pm25_run(work / "unkept_home", source, work / "prefect", server_idle_seconds=0))
-        wait_for_retirement(work / "prefect")
-    return runs[0], runs[1]
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @contextmanager
 def running_server(prefect_home: Path) -> Iterator[str]:
-    """A Prefect API server on `prefect_home` for the length of the `with` block; yields its API URL."""
-    from pm25.temporary_server import TemporaryServer
+    """`prefect server start` on `prefect_home` for the length of the `with` block; yields its API URL."""
+    from pm25.serve import stop_process, wait_for_health
 
-    os.environ["PREFECT_HOME"] = str(prefect_home)
-    server = TemporaryServer(idle_seconds=0)
+    port = free_loopback_port()
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-ui"], cwd=PROJECT_ROOT, env=prefect_environment(prefect_home),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    api_url = f"http://127.0.0.1:{port}/api"
     try:
-        server.wait_until_ready()
-        yield server.api_url
+        wait_for_health(server, urllib.request.Request(f"{api_url}/health"), "prefect server", 120, poll_seconds=0.2)
+        yield api_url
     finally:
-        server.release()
+        stop_process(server)
 
 
 def runs_against_a_running_server(work: Path, source: str) -> tuple[dict, dict]:
@@ -347,14 +337,10 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | {row['wall_seconds']} | {row['seconds_per_epoch']} | {row['epochs']} | {row['peak_rss_mb']} "
                      f"| {rmse['h1']} | {rmse['h6'] or '–'} | {rmse['h24'] or '–'} |")
     default, again, served = report["default_run"], report["second_run"], report["running_server"]
-    unkept = report["server_not_kept"]
     lines += ["", f"Default `pm25 run`: {default['wall_seconds']} s wall ({default['wall_seconds'] / next(iter(report['ladder'].values()))['wall_seconds']:.2f} of the seed recipe's), "
-              f"peak {default['peak_rss_mb']} MB; second run on unchanged data, on the temporary server the first left: "
+              f"peak {default['peak_rss_mb']} MB; second run on unchanged data, each on Prefect's temporary server: "
               f"{again['wall_seconds']} s ({again['wall_seconds'] / default['wall_seconds']:.2f} of the first). "
               f"Creating Prefect's database, once per PREFECT_HOME before the first run: {report['prefect_database_seconds']} s.",
-              f"With the temporary server not kept (PM25_SERVER_IDLE_SECONDS=0): full run {unkept['full_run']['wall_seconds']} s, "
-              f"second run {unkept['second_run']['wall_seconds']} s "
-              f"({unkept['second_run']['wall_seconds'] / unkept['full_run']['wall_seconds']:.2f} of the full run).",
               f"Against an already running Prefect server (PREFECT_API_URL set): full run {served['full_run']['wall_seconds']} s, "
               f"second run {served['second_run']['wall_seconds']} s "
               f"({served['second_run']['wall_seconds'] / served['full_run']['wall_seconds']:.2f} of the full run).",
@@ -380,7 +366,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="pm25-bench-"))
     database_seconds = create_prefect_database(work / "prefect")
-    backtest_env = prefect_environment(work / "prefect") | {"PM25_SERVER_IDLE_SECONDS": "0"}
+    backtest_env = prefect_environment(work / "prefect")
     if arguments.only == "backtest":
         report = backtest_rows(work, arguments.source, backtest_env, arguments.backtests.split(","),
                                OUTPUT_DIR / "bench_backtest.json")
@@ -392,7 +378,6 @@ def main() -> int:
         report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU", "network": network}
         write_outputs(OUTPUT_DIR, "bench_network", report, network_markdown(network))
         return 0
-    unkept_full, unkept_second = runs_without_a_kept_server(work, arguments.source)
     default = pm25_run(work / "home", arguments.source, work / "prefect")
     second = pm25_run(work / "home", arguments.source, work / "prefect")
     served_full, served_second = runs_against_a_running_server(work, arguments.source)
@@ -412,7 +397,6 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, no GPU",
         "ladder": ladder, "default_run": default | {"metrics": None}, "second_run": second | {"metrics": None},
         "prefect_database_seconds": database_seconds,
-        "server_not_kept": {"full_run": unkept_full | {"metrics": None}, "second_run": unkept_second | {"metrics": None}},
         "running_server": {"full_run": served_full | {"metrics": None}, "second_run": served_second | {"metrics": None}},
         "persistence": {f"h{h}": round(metrics["models"]["persistence"][f"h{h}"]["rmse"], 2) for h in REPORTED},
         **{name: {f"h{h}": round(metrics["models"][name][f"h{h}"]["rmse"], 2) for h in REPORTED}

@@ -30,7 +30,7 @@ def _run_name() -> str:
 
 
 @flow(name="backtest-pm25", flow_run_name=_run_name, validate_parameters=True, on_failure=[send_alert],
-      on_crashed=[send_alert], task_runner=TASK_RUNNER)
+      on_crashed=[send_alert], task_runner=TASK_RUNNER, timeout_seconds=DEFAULTS.backtest_timeout_seconds)
 def backtest_pm25(
     source: str = DEFAULTS.source,
     weather: str | None = DEFAULTS.weather,

@@ -31,7 +31,7 @@ def _run_name() -> str:
 
 
 @flow(name="forecast-pm25", flow_run_name=_run_name, validate_parameters=True, on_failure=[send_alert],
-      on_crashed=[send_alert], task_runner=TASK_RUNNER)
+      on_crashed=[send_alert], task_runner=TASK_RUNNER, timeout_seconds=DEFAULTS.forecast_timeout_seconds)
 def forecast_pm25(
     source: str = DEFAULTS.source,
     weather: str | None = DEFAULTS.weather,

@@ -86,14 +86,15 @@ def submit_night(dataset_path: Path, job: NightlyJob, settings: Settings) -> Sub
     inputs = [TrainingInputs(job.models.feature_paths(name, {s: paths[0] for s, paths in files.items()}),
                              job.models.feature_paths(name, {s: paths[1] for s, paths in files.items()}), job.plan_path)
               for name in names]
-    trainings = train_task.map(names, inputs, [job.models.model_dirs[name] for name in names],
+    bounded = {"timeout_seconds": settings.training_timeout_seconds}
+    trainings = train_task.with_options(**bounded).map(names, inputs, [job.models.model_dirs[name] for name in names],
                                unmapped(settings.training), wait_for=[plan, *prepared])
     calibrated = calibrate_task.submit(dataset_path, job.network_dir, preprocessing.validation_days,
                                        wait_for=list(trainings))
     weather = None
     if job.weather_dir is not None:
         network_inputs = inputs[names.index(NETWORK_MODEL)]
-        trained = train_weather_task.submit(network_inputs, job.weather_dir, settings.training, wait_for=[plan, *prepared])
+        trained = train_weather_task.with_options(**bounded).submit(network_inputs, job.weather_dir, settings.training, wait_for=[plan, *prepared])
         weather = trained, calibrate_weather_task.submit(network_inputs.feature_paths, job.weather_dir, settings.seed,
                                                          wait_for=[trained])
     return SubmittedNight(job, trainings, calibrated, weather)

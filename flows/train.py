@@ -29,7 +29,7 @@ def _run_name() -> str:
 
 
 @flow(name="train-pm25", flow_run_name=_run_name, validate_parameters=True, on_failure=[send_alert],
-      on_crashed=[send_alert], task_runner=TASK_RUNNER)
+      on_crashed=[send_alert], task_runner=TASK_RUNNER, timeout_seconds=DEFAULTS.train_timeout_seconds)
 def train_pm25(
     source: str = DEFAULTS.source,
     weather: str | None = DEFAULTS.weather,

@@ -5,6 +5,7 @@ Every flow parameter is a flag; flags beat PM25_* variables, which beat the defa
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import json
 import logging
@@ -176,6 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def console() -> None:
+    """`pm25` as installed: run the command, then exit without the garbage collector walking every object that the
+    imports created (pandas, Prefect, TensorFlow). By then the outputs are written; Prefect's own exit handlers
+    still send its queued logs and stop its temporary server. The walk cost 1.3 s of a training run's exit, 0.35 s
+    of a cached run's."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    sys.exit(main())
+    console()

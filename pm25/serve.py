@@ -13,11 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pm25.temporary_server import wait_for_health
 from tasks.core.settings import PROJECT_ROOT
 
 WORK_POOL = "pm25-process"
@@ -26,6 +26,41 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 4200
 STARTUP_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 20.0
+
+
+def healthy(health: urllib.request.Request, timeout: float) -> bool:
+    """Whether a server's health endpoint answers 200 within `timeout`."""
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_for_health(process: subprocess.Popen, health: urllib.request.Request, name: str, timeout: float,
+                    poll_seconds: float) -> None:
+    """Return once the server's health endpoint answers 200; raise if its process exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} while starting")
+        if healthy(health, timeout=2):
+            return
+        time.sleep(poll_seconds)
+    raise RuntimeError(f"{name} did not answer on {health.full_url} within {timeout:.0f} s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group of a server or worker started in a session of its own; SIGKILL if it is still up
+    after STOP_TIMEOUT_SECONDS."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 class UnsafeBinding(Exception):
@@ -119,14 +154,8 @@ class LocalPrefect:
         """Stop the worker first (it cancels nothing: running flows finish in their own processes), then the server."""
         for name in ("worker", "server"):
             process = self.processes.pop(name, None)
-            if process is None or process.poll() is not None:
-                continue
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            if process is not None:
+                stop_process(process)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -18,12 +18,11 @@ import pytest
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="pm25-prefect-home-"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ["PM25_SERVER_IDLE_SECONDS"] = "0"  # a temporary server that a test's command starts ends with it
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pm25.temporary_server import free_loopback_port  # noqa: E402
+from servers import free_loopback_port  # noqa: E402
 from tasks.core.settings import PROJECT_ROOT  # noqa: E402
 
 REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "PRSA_data_2010.1.1-2014.12.31.csv"

@@ -1,15 +1,22 @@
-"""Helpers for tests that start real servers: fresh PostgreSQL databases, and skipping locally (failing in CI)
-when a system component is missing. Free loopback ports come from pm25.temporary_server.free_loopback_port."""
+"""Helpers for tests that start real servers: free loopback ports, fresh PostgreSQL databases, and skipping locally
+(failing in CI) when a system component is missing."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def required_or_skip(what: str) -> None:

@@ -73,3 +73,52 @@ def test_no_function_in_tasks_takes_more_than_six_parameters():
                 if count > MAX_PARAMETERS:
                     long.append(f"{Path(path).relative_to(PROJECT_ROOT)}:{node.lineno} {node.name} ({count})")
     assert long == []
+
+
+SCANNED = ("tasks", "flows", "pm25", "benchmarks", "tests")
+FORBIDDEN_TEXT = ("PREFECT__", "keras.src")  # Prefect's private settings; Keras's private modules
+
+
+def private_uses(source: str) -> list[str]:
+    """What `source` reads of Prefect's or Keras's internals: an import of `prefect.server` or of a module or name
+    with a leading underscore under `prefect` or `keras`, an underscore-prefixed attribute of a name imported from
+    them, or the text of a private setting or module (in code, strings or comments alike)."""
+    found = [text for text in FORBIDDEN_TEXT if text in source]
+    bound: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            for alias in node.names:
+                path = f"{module}.{alias.name}" if module else alias.name
+                if path.split(".")[0] not in ("prefect", "keras", "tensorflow"):
+                    continue
+                bound.add((alias.asname or alias.name).split(".")[0])
+                if path.startswith("prefect.server") or any(part.startswith("_") for part in path.split(".")):
+                    found.append(f"import {path}")
+        elif (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+              and isinstance(node.value, ast.Name | ast.Attribute)):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in bound:
+                found.append(f"{ast.unparse(node)}")
+    return found
+
+
+def test_the_project_reads_no_private_name_of_prefect_or_keras():
+    this_file = Path(__file__).resolve()
+    offenders = {str(path.relative_to(PROJECT_ROOT)): uses for package in SCANNED
+                 for path in sorted((PROJECT_ROOT / package).rglob("*.py")) if path.resolve() != this_file
+                 if (uses := private_uses(path.read_text(encoding="utf-8")))}
+    assert offenders == {}
+
+
+def test_the_scan_finds_each_kind_of_private_use():
+    assert private_uses("from prefect.server.api.server import create_app") == ["import prefect.server.api.server.create_app"]
+    assert private_uses("from prefect.context import _thing") == ["import prefect.context._thing"]
+    assert private_uses("import prefect._internal.compatibility") == ["import prefect._internal.compatibility"]
+    assert private_uses("import prefect\nprefect.settings._private") == ["prefect.settings._private"]
+    assert private_uses("from keras import random\nrandom._draws") == ["random._draws"]
+    assert private_uses("os.environ['PREFECT__SERVER_FINAL'] = '1'") == ["PREFECT__"]
+    assert private_uses("import importlib\nimportlib.import_module('keras.src.backend')") == ["keras.src"]
+    assert private_uses("import prefect\nprefect.flow.__name__\nother._private") == []

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import pytest
 from chromium import HeadlessChromium, chromium_path
-from servers import postgres_database, required_or_skip
+from servers import free_loopback_port, postgres_database, required_or_skip
 
 from pm25.cli import main
-from pm25.temporary_server import free_loopback_port
 from tasks.core.settings import PROJECT_ROOT, Settings
 
 SERVE_TIMEOUT_SECONDS = 240

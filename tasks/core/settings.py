@@ -97,7 +97,11 @@ class OperatingSettings:
     alert_webhook: str | None
     weather_max_age_hours: float
     open_meteo_url: str
-    server_idle_seconds: float
+    train_timeout_seconds: float
+    backtest_timeout_seconds: float
+    forecast_timeout_seconds: float
+    training_timeout_seconds: float
+    training_concurrency: int
     task_runner: str
     dask_address: str | None
     rejected_max_mb: float
@@ -179,10 +183,24 @@ class Settings(BaseSettings):
         "https://api.open-meteo.com", description="The Open-Meteo service that `--weather open-meteo` reads (its "
         "forecast API and model metadata) (not a flow parameter)."
     )
-    server_idle_seconds: float = Field(
-        600, ge=0, description="How long Prefect's temporary server, which `pm25` starts when no Prefect API is "
-        "configured, waits after its last command for the next one to reuse it; 0 stops it when its command ends "
-        "(not a flow parameter)."
+    train_timeout_seconds: float = Field(
+        7200, gt=0, description="A train-pm25 run that is still going after this long ends TimedOut, freeing the "
+        "deployment's slot for the next night (not a flow parameter)."
+    )
+    backtest_timeout_seconds: float = Field(
+        43200, gt=0, description="The same bound on a backtest-pm25 run (not a flow parameter)."
+    )
+    forecast_timeout_seconds: float = Field(
+        900, gt=0, description="The same bound on a forecast-pm25 run (not a flow parameter)."
+    )
+    training_timeout_seconds: float = Field(
+        3600, gt=0, description="Bound on one model's training task (train, train-weather); one that hangs fails "
+        "with its timeout named (not a flow parameter)."
+    )
+    training_concurrency: int = Field(
+        1, ge=1, description="Training tasks that may run at once on a Prefect server where `pm25 automations "
+        "apply` (or `make serve`) set the pm25-train tag's limit: the nightly run's and a backtest's trainings "
+        "queue instead of sharing the cores (not a flow parameter)."
     )
 
     task_runner: Literal["threads", "dask"] = Field(

@@ -34,6 +34,9 @@ from tasks.model.windows import WindowPlan, WindowSet
 # thread task runner) would reseed each other and share the cores, so a process trains one model at a time. A model
 # saved before its layers had explicit seeds (LayerSeeds) draws some as it loads, so loads take the same lock.
 TRAINING_LOCK = threading.RLock()
+# Across processes, the tag of every training task: a Prefect server's concurrency limit on it (`pm25 automations
+# apply`) queues the trainings of different runs on one worker instead of letting them share its cores.
+TRAINING_TAG = "pm25-train"
 # Training steps per call into TensorFlow: the same updates and losses, without Python between every two
 # batches (6 epochs of the default model on 2 cores: 5.3 s against 6.2 s one step at a time).
 STEPS_PER_EXECUTION = 32
@@ -484,7 +487,7 @@ def train_with_progress(name: str, inputs: TrainingInputs, model_dir: Path, conf
     return trained
 
 
-@task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name)
+@task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name, tags=[TRAINING_TAG])
 def train_task(name: str, inputs: TrainingInputs, model_dir: Path, config: TrainingSettings) -> TrainedModel:
     """`name` says which model this is (the network's, or one station's) in the UI."""
     return train_with_progress(name, inputs, model_dir, config)

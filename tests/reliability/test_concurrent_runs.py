@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import postgres_database
+from servers import free_loopback_port, postgres_database
 
 from pm25.serve import LocalPrefect
-from pm25.temporary_server import free_loopback_port
 from tasks.core import storage
 from tasks.core.settings import PROJECT_ROOT
 

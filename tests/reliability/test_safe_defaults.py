@@ -15,11 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import free_loopback_port
 
 from flows.train import train_pm25
 from pm25.cli import main
 from pm25.serve import LOOPBACK, LocalPrefect
-from pm25.temporary_server import free_loopback_port
 from tasks.core.errors import SourceError
 from tasks.core.settings import PROJECT_ROOT
 from tasks.model.train import load_model
