@@ -29,7 +29,8 @@ run: install
 validate: install
 	$(BIN)/pm25 validate
 
-# Prefect server + work pool + deployments + worker on $(HOST):$(PORT); Ctrl-C stops them all.
+# Prefect server + work pool + deployments + automations (pm25 automations apply) + worker on $(HOST):$(PORT); a dead
+# worker is replaced; Ctrl-C stops them all.
 # A HOST other than 127.0.0.1 needs PREFECT_SERVER_API_AUTH_STRING=user:password.
 # PostgreSQL instead of SQLite: PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect make serve
 PORT ?= 4200

@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Prefect API of the server [env PREFECT_API_URL; default that of `make serve`]")
     add_settings_flags(trigger, flow_parameter_names(train_pm25.fn))
     trigger.set_defaults(action=trigger_deployment)
+    automations = commands.add_parser("automations", help="What a lasting Prefect server needs to watch the nights.")
+    automations_commands = automations.add_subparsers(dest="automations_command", required=True)
+    apply = automations_commands.add_parser(
+        "apply", help="Create or replace, by name, the zombie-run and alert automations and the training tasks' "
+        "concurrency limit on the server (idempotent).")
+    apply.add_argument("--api-url", default=os.environ.get("PREFECT_API_URL", LocalPrefect().api_url),
+                       help="Prefect API of the server [env PREFECT_API_URL; default that of `make serve`]")
+    add_settings_flags(apply, ["alert_webhook", "training_concurrency"])
+    apply.set_defaults(action=apply_automations)
     serve = commands.add_parser("serve", help="Prefect server, work pool, deployments and a worker (Ctrl-C stops).")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"server port [default {DEFAULT_PORT}]")
     serve.add_argument("--host", default=LOOPBACK, help=f"address to listen on [default {LOOPBACK}]; any other "
@@ -158,6 +167,17 @@ def trigger_deployment(arguments: argparse.Namespace, overrides: dict[str, Any])
     from pm25.trigger import follow_deployment_run
 
     return follow_deployment_run(arguments.deployment, overrides, arguments.api_url)
+
+
+def apply_automations(arguments: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from pm25.automations import apply_automations as apply_to_server
+
+    with temporary_settings({PREFECT_API_URL: arguments.api_url}):
+        for line in apply_to_server(Settings.resolve(**overrides)):
+            print(f"{arguments.api_url}: {line}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

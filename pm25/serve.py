@@ -141,6 +141,14 @@ class LocalPrefect:
     def deploy(self) -> str:
         return self.prefect("--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_FILE.relative_to(PROJECT_ROOT))).stdout
 
+    def apply_automations(self) -> str:
+        """`pm25 automations apply` against this server (the zombie rule, alerts, the training limit)."""
+        done = subprocess.run([sys.executable, "-m", "pm25.cli", "automations", "apply", "--api-url", self.api_url],
+                              cwd=PROJECT_ROOT, env=self.env(), capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"pm25 automations apply failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
     def start_worker(self) -> None:
         self._spawn("worker", "worker", "start", "--pool", WORK_POOL, "--type", "process")
 
@@ -148,6 +156,7 @@ class LocalPrefect:
         self.start_server()
         self.ensure_work_pool()
         self.deploy()
+        print(self.apply_automations(), end="", flush=True)
         self.start_worker()
 
     def stop(self) -> None:
@@ -183,10 +192,15 @@ def serve(port: int, host: str = LOOPBACK) -> int:
               f"worker on pool {WORK_POOL}.\n"
               f"Elsewhere: PREFECT_API_URL={local.api_url} pm25 trigger --max-epochs 1\n"
               "Ctrl-C stops the worker and the server.", flush=True)
-        while all(process.poll() is None for process in local.processes.values()):
+        while local.processes["server"].poll() is None:
+            if local.processes["worker"].poll() is not None:
+                # As a separate server would, this one outlives its worker: a new worker takes the pool's next runs,
+                # and the server's zombie rule marks the runs the dead one left Crashed.
+                print(f"pm25 serve: the worker exited with code {local.processes['worker'].returncode}; starting a new "
+                      "one", file=sys.stderr, flush=True)
+                local.start_worker()
             time.sleep(1)
-        exited = [name for name, process in local.processes.items() if process.poll() is not None]
-        print(f"pm25 serve: the {' and '.join(exited)} exited; stopping", file=sys.stderr)
+        print("pm25 serve: the server exited; stopping", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nStopping the worker and the server ...", flush=True)

@@ -1,14 +1,17 @@
-"""Helpers for tests that start real servers: free loopback ports, fresh PostgreSQL databases, and skipping locally
-(failing in CI) when a system component is missing."""
+"""Helpers for tests that start real servers: free loopback ports, a webhook receiver, fresh PostgreSQL databases, and
+skipping locally (failing in CI) when a system component is missing."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,6 +20,30 @@ def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[dict]]]:
+    """A webhook receiver on 127.0.0.1 that keeps every JSON body POSTed to it: yields its URL and the bodies."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def required_or_skip(what: str) -> None:

@@ -1,5 +1,7 @@
-"""Alerts: a failed or crashed flow run always logs one clear ALERT line, and POSTs JSON to PM25_ALERT_WEBHOOK
-when that is set. A webhook that cannot be reached is logged, never raised: the run's own failure matters more."""
+"""Alerts: a failed or crashed flow run always logs one clear ALERT line, and PM25_ALERT_WEBHOOK, when set, gets one
+JSON body. A run of the project's deployments on a server with the project's alert automation (`pm25 automations
+apply`) is posted by the server, which also sees runs that die with their worker; every other run is posted by this
+hook. A webhook that cannot be reached is logged, never raised: the run's own failure matters more."""
 
 from __future__ import annotations
 
@@ -12,6 +14,19 @@ from typing import Any
 from tasks.core.settings import Settings
 
 WEBHOOK_TIMEOUT_SECONDS = 10
+PROJECT_TAG = "pm25"  # every deployment of deployments/prefect.yaml carries it, and so do their flow runs
+ALERT_AUTOMATION = "pm25-alert"
+# The body of alert_payload, as a Prefect automation's CallWebhook renders it from the state-change event (Jinja).
+ALERT_PAYLOAD_TEMPLATE = """{
+  "event": {{ ("pm25.flow-run." ~ (event.resource["prefect.state-name"] | lower)) | tojson }},
+  "flow": {{ flow.name | tojson }},
+  "flow_run": {{ event.resource["prefect.resource.name"] | tojson }},
+  "flow_run_id": {{ (flow_run.id | string) | tojson }},
+  "state": {{ event.resource["prefect.state-name"] | tojson }},
+  "message": {{ (event.resource["prefect.state-message"] or "") | tojson }},
+  "url": {{ flow_run | ui_url | tojson }},
+  "at": {{ event.occurred.isoformat(timespec="seconds") | tojson }}
+}"""
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +52,18 @@ def post_json(url: str, payload: dict[str, Any], timeout: float = WEBHOOK_TIMEOU
         return response.status
 
 
+def server_posts_alerts() -> bool:
+    """Whether the Prefect server this process reports to has the project's alert automation, enabled."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            return any(automation.enabled for automation in client.read_automations_by_name(ALERT_AUTOMATION))
+    except Exception as error:  # noqa: BLE001  an unreadable server must not cost the alert: post it here
+        log.warning("could not ask the Prefect server for its alert automation (%s); posting the alert from the run", error)
+        return False
+
+
 def send_alert(flow: Any, flow_run: Any, state: Any) -> None:
     """Prefect `on_failure` / `on_crashed` hook."""
     from prefect.logging.loggers import flow_run_logger
@@ -48,6 +75,9 @@ def send_alert(flow: Any, flow_run: Any, state: Any) -> None:
     logger.error("ALERT: flow run %r of %s ended %s: %s", flow_run.name, flow.name, state.name, payload["message"])
     webhook = Settings().alert_webhook
     if not webhook:
+        return
+    if PROJECT_TAG in (flow_run.tags or []) and server_posts_alerts():
+        logger.info("the Prefect server's %r automation posts this alert to PM25_ALERT_WEBHOOK", ALERT_AUTOMATION)
         return
     try:
         status = post_json(webhook, payload)
