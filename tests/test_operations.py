@@ -81,8 +81,16 @@ def serve_process(backend: str, env: dict[str, str], password: str | None, webho
 
 @pytest.fixture(scope="module")
 def nightly_run(served, real_csv, tmp_path_factory):
-    """`pm25 trigger` of train-pm25/nightly with max_epochs=1, followed to its end by the command itself."""
+    """`pm25 trigger` of train-pm25/nightly with max_epochs=1, followed to its end by the command itself, while a
+    two-night backtest (one training) runs beside it on the same worker."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     home = tmp_path_factory.mktemp(f"home-{served.backend}")
+    with temporary_settings({PREFECT_API_URL: served.api_url}):
+        backtest = run_deployment("backtest-pm25/on-demand", timeout=0, parameters={
+            "source": str(real_csv), "home": str(tmp_path_factory.mktemp(f"backtest-{served.backend}")),
+            "backtest_start": "2014-12-01", "backtest_end": "2014-12-02", "max_epochs": 1})
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = main(["trigger", "--api-url", served.api_url, "--max-epochs", "1", "--source", str(real_csv),
@@ -90,7 +98,7 @@ def nightly_run(served, real_csv, tmp_path_factory):
     text = printed.getvalue()
     assert status == 0, text + "".join(served.output[-80:])
     flow_run_id = re.search(r"flow run ([0-9a-f-]{36})", text).group(1)
-    return home, uuid.UUID(flow_run_id), text
+    return home, uuid.UUID(flow_run_id), text, backtest.id
 
 
 @contextlib.contextmanager
@@ -123,7 +131,7 @@ def test_deployments_are_scheduled_nightly_with_typed_parameters(served):
 def test_triggered_nightly_run_completes_with_artifacts_registry_and_forecast(served, nightly_run):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    home, flow_run_id, followed = nightly_run
+    home, flow_run_id, followed, _ = nightly_run
     assert "Running" in followed and followed.rstrip().endswith("Completed")
     assert re.search(r"\| INFO +\| .*Finished in state Completed", followed), "the run's logs were not streamed"
     assert served.alerts_for(flow_run_id) == []
@@ -152,7 +160,7 @@ def test_run_page_in_the_ui_shows_the_metrics_table_and_inline_plots(served, nig
     executable = chromium_path()
     if executable is None:
         required_or_skip("Debian's chromium")
-    _, flow_run_id, _ = nightly_run
+    _, flow_run_id, _, _ = nightly_run
     browser = HeadlessChromium(executable)
     artifacts_tab = "[...document.querySelectorAll('li.p-tab')].find(tab => tab.textContent.trim() === 'Artifacts')"
 
@@ -203,20 +211,26 @@ def test_serve_applies_the_automations_and_the_training_limit_once(served):
     assert limit.concurrency_limit == 1
 
 
-def test_the_nightly_runs_trainings_take_turns_under_the_limit(served, nightly_run):
-    """The nightly unit submits the LSTM's and the weather model's trainings together; the pm25-train limit (1) runs
-    one after the other, where threads alone would have both running."""
+def test_trainings_of_the_nightly_run_and_a_backtest_take_turns_under_the_limit(served, nightly_run):
+    """The nightly run and a backtest started together on one worker: every training (the tag pm25-train, limit 1)
+    runs alone, whichever flow run it belongs to."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterTags
 
     from tasks.model.train import TRAINING_TAG
 
-    _, flow_run_id, _ = nightly_run
+    _, nightly_id, _, backtest_id = nightly_run
+    backtest = wait_for_state(served, backtest_id, lambda state: state.is_final(), 600, "ended")
+    assert backtest.state.is_completed(), backtest.state
     with api_client(served) as client:
-        trainings = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+        nightly = client.read_flow_run(nightly_id)
+        trainings = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[nightly_id, backtest_id])),
                                           task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[TRAINING_TAG])))
-    assert len(trainings) == 2 and all(run.state.is_completed() for run in trainings)
-    first, second = sorted(trainings, key=lambda run: run.start_time)
-    assert first.end_time <= second.start_time, [(run.name, run.start_time, run.end_time) for run in trainings]
+    assert max(nightly.start_time, backtest.start_time) < min(nightly.end_time, backtest.end_time), "the runs did not overlap"
+    assert {run.flow_run_id for run in trainings} == {nightly_id, backtest_id} and len(trainings) >= 3
+    assert all(run.state.is_completed() for run in trainings)
+    ordered = sorted(trainings, key=lambda run: run.start_time)
+    assert all(earlier.end_time <= later.start_time for earlier, later in zip(ordered, ordered[1:])), \
+        [(run.name, run.start_time.time(), run.end_time.time()) for run in ordered]
 
 
 def start_nightly(served: Served, real_csv, home, **options) -> uuid.UUID:
