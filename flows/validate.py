@@ -46,6 +46,11 @@ def weather_feed(settings: Settings, stations: list[str]) -> WeatherFeed | None:
     never fails the run: the feed says why, and the forecasts fall back to `lstm` with a warning."""
     if not settings.weather:
         return None
+    if settings.weather in (PERFECT_WEATHER, NOISY_WEATHER):
+        reason = (f"--weather {settings.weather} is a backtest's replay of the weather, not a forecast feed (every run "
+                  "scores the perfect and noisy tracks already); give forecast files, URLs or open-meteo")
+        get_run_logger().warning("forecasting without weather forecasts: %s", reason)
+        return WeatherFeed(None, settings.weather_max_age_hours, reason)
     try:
         return WeatherFeed(stored_weather(settings, stations), settings.weather_max_age_hours)
     except Exception as error:  # noqa: BLE001  whatever stopped the feed, the forecast goes on without it

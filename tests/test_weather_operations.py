@@ -1,6 +1,6 @@
 """Operations with a weather feed: `pm25 forecast --weather` issues the weather model's forecast and names the issue it
-read; a stale issue, a feed that is down and a station missing from the feed fall back to `lstm` with a warning,
-never a failed run."""
+read; a stale issue, a feed that is down, a backtest's replay track given as a feed and a station missing from the feed
+fall back to `lstm` with a warning, never a failed run."""
 
 from __future__ import annotations
 
@@ -56,11 +56,14 @@ def test_a_fresh_forecast_file_makes_the_forecast_the_weather_models_naming_the_
 @pytest.mark.parametrize(("weather", "reason"), [
     ("stale", "was issued 30.0 h before the origin, more than 18 h"),
     ("down", "the weather feed failed"),
+    ("perfect", "--weather perfect is a backtest's replay of the weather, not a forecast feed"),
 ])
-def test_a_stale_issue_or_a_feed_that_is_down_falls_back_to_lstm_with_a_warning(home, real_csv, tmp_path, caplog,
-                                                                               weather, reason):
+def test_a_stale_issue_a_feed_that_is_down_or_a_replay_track_falls_back_to_lstm(home, real_csv, tmp_path, caplog,
+                                                                                weather, reason):
     if weather == "stale":
         source = str(forecast_file(tmp_path / "weather.csv", issued_hours_before=30))
+    elif weather == "perfect":
+        source = weather
     else:
         with socket.socket() as unused:  # a port nothing listens on: the feed is down
             unused.bind(("127.0.0.1", 0))
