@@ -26,6 +26,7 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 4200
 STARTUP_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 20.0
+WORKER_RESTART_DELAY_SECONDS = 5.0  # a worker that cannot start is retried at this pace, not in a tight loop
 
 
 def healthy(health: urllib.request.Request, timeout: float) -> bool:
@@ -197,7 +198,8 @@ def serve(port: int, host: str = LOOPBACK) -> int:
                 # As a separate server would, this one outlives its worker: a new worker takes the pool's next runs,
                 # and the server's zombie rule marks the runs the dead one left Crashed.
                 print(f"pm25 serve: the worker exited with code {local.processes['worker'].returncode}; starting a new "
-                      "one", file=sys.stderr, flush=True)
+                      f"one in {WORKER_RESTART_DELAY_SECONDS:g} s", file=sys.stderr, flush=True)
+                time.sleep(WORKER_RESTART_DELAY_SECONDS)
                 local.start_worker()
             time.sleep(1)
         print("pm25 serve: the server exited; stopping", file=sys.stderr)
