@@ -19,7 +19,7 @@ from tasks.core.weather import NOISY_TRACK, PERFECT_TRACK
 from tasks.model.features import preprocess_task
 from tasks.model.plan import NETWORK_MODEL, NightlyJob
 from tasks.model.predict import validation_forecasts, weather_validation_forecasts
-from tasks.model.train import TrainedModel, TrainingInputs, train_task
+from tasks.model.train import TrainedModel, TrainingInputs, train_task, training_tags
 from tasks.model.weather_model import train_weather_task
 from tasks.model.windows import windows_task
 from tasks.scoring.calibrate import calibrate, calibrate_tracks, is_calibrated, tracks_calibrated
@@ -86,15 +86,16 @@ def submit_night(dataset_path: Path, job: NightlyJob, settings: Settings) -> Sub
     inputs = [TrainingInputs(job.models.feature_paths(name, {s: paths[0] for s, paths in files.items()}),
                              job.models.feature_paths(name, {s: paths[1] for s, paths in files.items()}), job.plan_path)
               for name in names]
-    bounded = {"timeout_seconds": settings.training_timeout_seconds}
-    trainings = train_task.with_options(**bounded).map(names, inputs, [job.models.model_dirs[name] for name in names],
-                               unmapped(settings.training), wait_for=[plan, *prepared])
+    timeout, model_dirs = settings.training_timeout_seconds, [job.models.model_dirs[name] for name in names]
+    trainings = train_task.with_options(tags=training_tags(model_dirs)).map(
+        names, inputs, model_dirs, unmapped(settings.training), unmapped(timeout), wait_for=[plan, *prepared])
     calibrated = calibrate_task.submit(dataset_path, job.network_dir, preprocessing.validation_days,
                                        wait_for=list(trainings))
     weather = None
     if job.weather_dir is not None:
         network_inputs = inputs[names.index(NETWORK_MODEL)]
-        trained = train_weather_task.with_options(**bounded).submit(network_inputs, job.weather_dir, settings.training, wait_for=[plan, *prepared])
+        trained = train_weather_task.with_options(tags=training_tags([job.weather_dir])).submit(
+            network_inputs, job.weather_dir, settings.training, timeout, wait_for=[plan, *prepared])
         weather = trained, calibrate_weather_task.submit(network_inputs.feature_paths, job.weather_dir, settings.seed,
                                                          wait_for=[trained])
     return SubmittedNight(job, trainings, calibrated, weather)

@@ -1,12 +1,13 @@
 """The real training flow on the real UCI file (one epoch), and the flow stopping on bad data."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from flows.train import train_pm25
-from tasks.core.errors import DataError
+from tasks.core.errors import DataError, TrainingTimeout
 from tasks.core.hours import REPORTED_HORIZONS
 from tasks.core.weather import NOISY_TRACK, PERFECT_TRACK
 from tasks.core.home import weather_model_dir
@@ -141,3 +142,18 @@ def test_out_of_range_value_stops_the_flow_naming_rule_column_and_rows(real_line
     assert not (tmp_path / "home" / "models").exists()
     docs = message[message.index("Data Docs: ") + len("Data Docs: "):].split()[0]
     assert docs.startswith(str(tmp_path / "home" / "reports" / "data_quality")) and Path(docs).is_file()
+
+
+def test_a_training_past_its_timeout_fails_the_run_naming_it_and_saves_no_model(trained_home, real_csv, tmp_path,
+                                                                               monkeypatch):
+    """PM25_TRAINING_TIMEOUT_SECONDS bounds each training (a new seed: a model to train, on the cached features)."""
+    home = tmp_path / "home"
+    shutil.copytree(trained_home[0], home, symlinks=True)
+    models_before = set((home / "models").iterdir())
+    monkeypatch.setenv("PM25_TRAINING_TIMEOUT_SECONDS", "0.5")
+    with pytest.raises(TrainingTimeout, match=r"ran past its timeout of 0.5 s \(PM25_TRAINING_TIMEOUT_SECONDS\)"):
+        train_pm25(source=str(real_csv), home=str(home), max_epochs=1, seed=7)
+    started = set((home / "models").iterdir()) - models_before
+    assert started and not any((folder / "model.keras").exists() for folder in started)
+    assert json.loads((home / "models" / "registry.json").read_text()) == json.loads(
+        (trained_home[0] / "models" / "registry.json").read_text())

@@ -5,6 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from tasks.core.errors import TrainingTimeout
+from tasks.core.home import MODEL_FILE, TRAINING_SUMMARY
 from tasks.core.settings import TrainingSettings
 from tasks.model.train import (
     build_model,
@@ -12,7 +14,10 @@ from tasks.model.train import (
     load_model,
     masked_mse,
     stopping_callbacks,
+    TRAINING_TAG,
     training_batches,
+    training_deadline,
+    training_tags,
 )
 
 
@@ -172,3 +177,31 @@ def test_fit_on_training_batches_runs_every_batch_of_every_epoch_without_a_ran_o
     assert not [warning for warning in caught if "ran out of data" in str(warning.message)]
     assert len(training_batches(inputs, targets, 8, shuffle=True)) == 7  # 6 batches of 8 and one of 2
     assert int(model.optimizer.iterations) == 14  # each epoch stepped through all 7, in calls of 4 steps
+
+
+@pytest.mark.parametrize("seconds", [0.0, 600.0])
+def test_a_training_deadline_ends_the_fit_only_once_it_has_passed(seconds, tmp_path):
+    import keras
+
+    inputs = np.random.default_rng(0).normal(size=(40, 2, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((2, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    deadline = training_deadline(tmp_path / "model", seconds)
+    if seconds:
+        model.fit(inputs, inputs[:, -1, :], batch_size=8, epochs=3, verbose=0, callbacks=[deadline])
+        assert int(model.optimizer.iterations) == 15
+    else:
+        with pytest.raises(TrainingTimeout, match=r"model ran past its timeout of 0 s \(PM25_TRAINING_TIMEOUT_SECONDS\)"):
+            model.fit(inputs, inputs[:, -1, :], batch_size=8, epochs=3, verbose=0, callbacks=[deadline])
+        assert int(model.optimizer.iterations) == 1  # it stopped after the first batch
+
+
+def test_only_trainings_that_will_train_carry_the_tag_whose_limit_queues_them(tmp_path):
+    trained, untrained = tmp_path / "trained", tmp_path / "untrained"
+    for folder in (trained, untrained):
+        folder.mkdir()
+    (trained / MODEL_FILE).write_bytes(b"model")
+    (trained / TRAINING_SUMMARY).write_text("{}")
+    (untrained / MODEL_FILE).write_bytes(b"a model whose training did not finish: no summary")
+    assert training_tags([trained]) == []
+    assert training_tags([trained, untrained]) == [TRAINING_TAG]

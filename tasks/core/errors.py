@@ -1,6 +1,7 @@
 """Errors the pipeline expects, shown to the user as one message without a traceback.
 
 DataError, SourceError and RegistryError are deterministic and never retried; SourceUnavailable is retried.
+TrainingTimeout ends a training that ran past its bound.
 """
 
 import logging
@@ -22,7 +23,11 @@ class RegistryError(Exception):
     """The model registry cannot serve the request (no champion yet, unknown version)."""
 
 
-EXPECTED_ERRORS = (DataError, SourceError, SourceUnavailable, RegistryError)
+class TrainingTimeout(Exception):
+    """A training ran past PM25_TRAINING_TIMEOUT_SECONDS; nothing of it was saved."""
+
+
+EXPECTED_ERRORS = (DataError, SourceError, SourceUnavailable, RegistryError, TrainingTimeout)
 
 
 class HideExpectedTracebacks(logging.Filter):

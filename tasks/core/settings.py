@@ -194,8 +194,8 @@ class Settings(BaseSettings):
         900, gt=0, description="The same bound on a forecast-pm25 run (not a flow parameter)."
     )
     training_timeout_seconds: float = Field(
-        3600, gt=0, description="Bound on one model's training task (train, train-weather); one that hangs fails "
-        "with its timeout named (not a flow parameter)."
+        3600, gt=0, description="Bound on one model's training (train, train-weather): one still going then fails at "
+        "the end of its batch, its timeout named, nothing of it saved (not a flow parameter)."
     )
     training_concurrency: int = Field(
         1, ge=1, description="Training tasks that may run at once on a Prefect server where `pm25 automations "

@@ -12,7 +12,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import storage
+from tasks.core.errors import TrainingTimeout
 from tasks.core.home import MODEL_FILE, TRAINING_LOG, TRAINING_SUMMARY, WINDOWS_FILE, artifact_key
 from tasks.core.progress import PROGRESS
 from tasks.core.settings import TrainingSettings
@@ -34,8 +35,9 @@ from tasks.model.windows import WindowPlan, WindowSet
 # thread task runner) would reseed each other and share the cores, so a process trains one model at a time. A model
 # saved before its layers had explicit seeds (LayerSeeds) draws some as it loads, so loads take the same lock.
 TRAINING_LOCK = threading.RLock()
-# Across processes, the tag of every training task: a Prefect server's concurrency limit on it (`pm25 automations
-# apply`) queues the trainings of different runs on one worker instead of letting them share its cores.
+# Across processes, the tag of every training task that trains (see training_tags): a Prefect server's concurrency
+# limit on it (`pm25 automations apply`) queues the trainings of different runs on one worker instead of letting them
+# share its cores.
 TRAINING_TAG = "pm25-train"
 # Training steps per call into TensorFlow: the same updates and losses, without Python between every two
 # batches (6 epochs of the default model on 2 cores: 5.3 s against 6.2 s one step at a time).
@@ -311,6 +313,31 @@ def _epoch_reporter(on_epoch: EpochCallback | None, model_dir: Path, max_epochs:
     return EpochReporter()
 
 
+def training_deadline(model_dir: Path, seconds: float):
+    """A Keras callback that ends a training still going after `seconds`, at the end of a batch, with TrainingTimeout:
+    the task fails with its timeout named, and nothing of the unfinished model is saved. (Prefect's own task timeout
+    cannot interrupt a training on a worker thread: it would only act once the training has returned.)"""
+    import keras
+
+    class TrainingDeadline(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.ends_at = time.monotonic() + seconds
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.monotonic() > self.ends_at:
+                raise TrainingTimeout(f"training {model_dir} ran past its timeout of {seconds:g} s "
+                                      "(PM25_TRAINING_TIMEOUT_SECONDS); nothing of it was saved")
+
+    return TrainingDeadline()
+
+
+def training_tags(model_dirs: Sequence[Path]) -> list[str]:
+    """The tags of the training tasks of `model_dirs`: TRAINING_TAG when any of them will train; none when all are
+    cache hits, which need no slot. (Asking for one costs a cached run about 2 s on Prefect's temporary server, whose
+    SQLite answers 503 when writes collide, and Prefect's client retries after a backoff.)"""
+    return [] if all(is_trained(model_dir) for model_dir in model_dirs) else [TRAINING_TAG]
+
+
 def is_trained(model_dir: Path) -> bool:
     """Whether `model_dir` holds a complete model (its summary is written last)."""
     return (model_dir / TRAINING_SUMMARY).exists() and (model_dir / MODEL_FILE).exists()
@@ -362,9 +389,9 @@ DEFAULT_RECIPE = ModelRecipe()
 
 
 def train_model(inputs: TrainingInputs, model_dir: Path, config: TrainingSettings, on_epoch: EpochCallback | None = None,
-                recipe: ModelRecipe = DEFAULT_RECIPE) -> TrainedModel:
+                recipe: ModelRecipe = DEFAULT_RECIPE, timeout_seconds: float | None = None) -> TrainedModel:
     """Fit on the train span of every station given, stop early on their validation span (restoring the best
-    weights), save `.keras`.
+    weights), save `.keras`; a fit still going after `timeout_seconds` fails with TrainingTimeout.
 
     The model folder also receives the stations, their preprocessing parameters and the window plan, so it is
     self-contained.
@@ -386,14 +413,18 @@ def train_model(inputs: TrainingInputs, model_dir: Path, config: TrainingSetting
         configure_tensorflow(config.seed, config.ensemble_size)
         log.info("training on %d samples of %d station(s), %d inputs per hour", len(train.inputs), len(spec.stations),
                  train.inputs.shape[2])
-        forecaster, summary = _fit(train, validation, model_dir, config, recipe, on_epoch)
+        monitors = [_epoch_reporter(on_epoch, model_dir, config.max_epochs)]
+        if timeout_seconds is not None:
+            monitors.append(training_deadline(model_dir, timeout_seconds))
+        forecaster, summary = _fit(train, validation, model_dir, config, recipe, monitors)
         _save(model_dir, forecaster, spec, inputs, samples.kept, summary)
     return TrainedModel(model_dir=model_dir, model_path=model_dir / MODEL_FILE, **summary)
 
 
 def _fit(train: WindowSet, validation: WindowSet, model_dir: Path, config: TrainingSettings, recipe: ModelRecipe,
-         on_epoch: EpochCallback | None) -> tuple[Any, dict[str, Any]]:
-    """The fitted forecasting model and the training summary; the epochs' log goes to `model_dir`."""
+         monitors: list) -> tuple[Any, dict[str, Any]]:
+    """The fitted forecasting model and the training summary; the epochs' log goes to `model_dir`; `monitors` are
+    Keras callbacks that watch the fit (its progress, its deadline)."""
     import keras
 
     _, lookback, n_features = train.inputs.shape
@@ -412,7 +443,7 @@ def _fit(train: WindowSet, validation: WindowSet, model_dir: Path, config: Train
         shuffle=False,  # training_batches shuffles; Keras would only warn that it cannot shuffle a dataset
         verbose=0,
         callbacks=[*recipe.callbacks(config.patience, config.weight_averaging), keras.callbacks.CSVLogger(str(log_path)),
-                   _epoch_reporter(on_epoch, model_dir, config.max_epochs)],
+                   *monitors],
     )
     seconds = time.perf_counter() - started
     val_losses = history.history["val_loss"]
@@ -469,8 +500,9 @@ def _train_run_name() -> str:
 
 
 def train_with_progress(name: str, inputs: TrainingInputs, model_dir: Path, config: TrainingSettings,
-                        recipe: ModelRecipe = DEFAULT_RECIPE) -> TrainedModel | Any:
-    """Train in a Prefect task, its epochs shown as a progress artifact; a cache hit ends in the Cached state."""
+                        timeout_seconds: float, recipe: ModelRecipe = DEFAULT_RECIPE) -> TrainedModel | Any:
+    """Train in a Prefect task, its epochs shown as a progress artifact, for at most `timeout_seconds`; a cache hit
+    ends in the Cached state."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
     if is_trained(model_dir):  # a cache hit: no epochs to show
@@ -482,12 +514,13 @@ def train_with_progress(name: str, inputs: TrainingInputs, model_dir: Path, conf
     def report(epoch: int, logs: dict[str, float]) -> None:
         update_progress_artifact(progress, progress=100.0 * epoch / config.max_epochs)
 
-    trained = train_model(inputs, model_dir, config, on_epoch=report, recipe=recipe)
+    trained = train_model(inputs, model_dir, config, on_epoch=report, recipe=recipe, timeout_seconds=timeout_seconds)
     update_progress_artifact(progress, progress=100.0)
     return trained
 
 
-@task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name, tags=[TRAINING_TAG])
-def train_task(name: str, inputs: TrainingInputs, model_dir: Path, config: TrainingSettings) -> TrainedModel:
+@task(cache_policy=NO_CACHE, name="train", task_run_name=_train_run_name)
+def train_task(name: str, inputs: TrainingInputs, model_dir: Path, config: TrainingSettings,
+               timeout_seconds: float) -> TrainedModel:
     """`name` says which model this is (the network's, or one station's) in the UI."""
-    return train_with_progress(name, inputs, model_dir, config)
+    return train_with_progress(name, inputs, model_dir, config, timeout_seconds)

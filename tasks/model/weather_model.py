@@ -32,7 +32,6 @@ from tasks.core.home import observed_weather_path
 from tasks.core.settings import TrainingSettings
 from tasks.model.network_inputs import NetworkSpec, network_window_sets
 from tasks.model.train import (
-    TRAINING_TAG,
     LayerSeeds,
     ModelRecipe,
     TrainedModel,
@@ -91,10 +90,11 @@ def build_weather_model(lookback: int, n_features: int, horizon: int, settings: 
 WEATHER_RECIPE = ModelRecipe(build=build_weather_model, samples=weather_samples)
 
 
-@task(cache_policy=NO_CACHE, name="train-weather", task_run_name="train the weather model ({model_dir.parent.name})",
-      tags=[TRAINING_TAG])
-def train_weather_task(inputs: TrainingInputs, model_dir: Path, config: TrainingSettings) -> TrainedModel:
+@task(cache_policy=NO_CACHE, name="train-weather", task_run_name="train the weather model ({model_dir.parent.name})")
+def train_weather_task(inputs: TrainingInputs, model_dir: Path, config: TrainingSettings,
+                       timeout_seconds: float) -> TrainedModel:
     """The weather model of the network model trained on the same inputs (its folder inside that model's)."""
-    return train_with_progress(f"weather model {model_dir.parent.name}", inputs, model_dir, config, WEATHER_RECIPE)
+    return train_with_progress(f"weather model {model_dir.parent.name}", inputs, model_dir, config, timeout_seconds,
+                               WEATHER_RECIPE)
 
 
