@@ -13,7 +13,7 @@ from tasks.core.settings import Settings
 from tasks.core.weather import ISSUED_WEATHER, NOISY_WEATHER, PERFECT_WEATHER, ReplayWeather, WeatherFeed
 from tasks.data.dataset import ValidatedDataset, dataset_task
 from tasks.data.ingest import ingest_task
-from tasks.data.sources import fetch_with_retries, flatten, resolve_sources_task
+from tasks.data.sources import FetchedSource, fetch_with_retries, flatten, resolve_sources_task
 from tasks.data.validate import validate_task
 from tasks.data.open_meteo import OPEN_METEO, open_meteo_with_retries
 from tasks.data.weather import combine_weather_task, store_weather_task
@@ -22,6 +22,15 @@ from tasks.data.weather import combine_weather_task, store_weather_task
 # deployment's parameter form shows them and a worker's environment can change them.
 DEFAULTS = Settings()
 TASK_RUNNER = task_runner_for(DEFAULTS)
+
+
+def fetched_sources(source: str, settings: Settings) -> list[FetchedSource]:
+    """Resolve `source` (files, folders, globs, URLs) and fetch every file it names, retried on transient failures,
+    as tasks of the calling flow run; each content once."""
+    folders, sources = HomeFolders(settings.home), settings.sources
+    entries = resolve_sources_task.submit(source).result()
+    fetch = fetch_with_retries(sources.download_retries, sources.retry_delay_seconds)
+    return flatten(fetch.map(entries, folders.source_cache, sources.download_timeout_seconds).result())
 
 
 def stored_weather(settings: Settings, stations: list[str]) -> Path | None:
@@ -34,9 +43,7 @@ def stored_weather(settings: Settings, stations: list[str]) -> Path | None:
         fetch_feed = open_meteo_with_retries(sources.download_retries, sources.retry_delay_seconds)
         fetched = [fetch_feed.submit(stations, folders, sources, settings.open_meteo_url).result()]
     else:
-        entries = resolve_sources_task.submit(settings.weather).result()
-        fetch = fetch_with_retries(sources.download_retries, sources.retry_delay_seconds)
-        fetched = flatten(fetch.map(entries, folders.source_cache, sources.download_timeout_seconds).result())
+        fetched = fetched_sources(settings.weather, settings)
     files = store_weather_task.map(fetched, unmapped(stations), folders, sources).result()
     return combine_weather_task.submit(files, folders).result()
 
@@ -72,10 +79,7 @@ def validated_dataset(settings: Settings) -> ValidatedDataset:
     """Resolve, fetch, ingest and validate every source file (mapped tasks), then check and write the network's
     dataset, as tasks of the calling flow run, so its run page shows the data-quality tables."""
     folders, sources = HomeFolders(settings.home), settings.sources
-    entries = resolve_sources_task.submit(sources.source).result()
-    fetch = fetch_with_retries(sources.download_retries, sources.retry_delay_seconds)
-    fetched = flatten(fetch.map(entries, folders.source_cache, sources.download_timeout_seconds).result())
-    files = ingest_task.map(fetched, folders, sources).result()
+    files = ingest_task.map(fetched_sources(sources.source, settings), folders, sources).result()
     validate_task.map(files, folders, sources).result()
     return dataset_task.submit(files, folders, sources).result()
 

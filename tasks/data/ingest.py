@@ -32,9 +32,24 @@ EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 log = logging.getLogger(__name__)
 
 
-def _example_rows(frame: pd.DataFrame, mask: pd.Series) -> list[int]:
+MISSING_CELLS = ("", "NA", "NaN", "nan")  # a cell that holds one of these (once stripped) has no value
+
+
+def example_rows(mask: pd.Series) -> list[int]:
     """Data-row numbers (1 = first row after the header) of the first few rows where `mask` holds."""
-    return [int(i) + 1 for i in frame.index[mask.to_numpy()][:EXAMPLE_ROWS]]
+    return [int(row) + 1 for row in mask.index[mask.to_numpy()][:EXAMPLE_ROWS]]
+
+
+def numeric_cells(cells: pd.Series, name: str) -> pd.Series:
+    """A column's stripped text cells as numbers, missing cells NaN; refuses text, naming the column, the first rows
+    and examples."""
+    missing = cells.isin(MISSING_CELLS)
+    values = pd.to_numeric(cells.mask(missing), errors="coerce")
+    bad = values.isna() & ~missing
+    if bad.any():
+        raise DataError(f"{name}: column {cells.name!r} holds non-numeric text (rule: numeric column) in rows "
+                        f"{example_rows(bad)}, e.g. {cells[bad].head(EXAMPLE_ROWS).tolist()}")
+    return values
 
 
 def check_row_widths(text: str, name: str) -> None:
@@ -89,29 +104,21 @@ def parse_csv(data: bytes, name: str, expectations_dir: Path = EXPECTATIONS_DIR)
 
     check_row_widths(text, name)
     cells = raw[list(layout.columns)].apply(lambda column: column.str.strip())
-    missing_cell = cells.isin(["", "NA", "NaN", "nan"])
     frame = pd.DataFrame(index=cells.index)
     for column in layout.of_type("integer", "float"):
-        values = pd.to_numeric(cells[column].mask(missing_cell[column]), errors="coerce")
-        bad = values.isna() & ~missing_cell[column]
-        if bad.any():
-            examples = cells[column][bad].head(EXAMPLE_ROWS).tolist()
-            raise DataError(
-                f"{name}: column {column!r} holds non-numeric text (rule: numeric column) in rows "
-                f"{_example_rows(cells, bad)}, e.g. {examples}"
-            )
+        values = numeric_cells(cells[column], name)
         if layout.columns[column]["type"] == "integer":
             fractional = values.notna() & (values != values.round())
             if fractional.any():
                 raise DataError(
                     f"{name}: column {column!r} holds non-integer values (rule: integer column) in rows "
-                    f"{_example_rows(cells, fractional)}"
+                    f"{example_rows(fractional)}"
                 )
             frame[column] = values.astype("Int64")
         else:
             frame[column] = values.astype("float64")
     for column in layout.of_type("category", "text"):
-        frame[column] = cells[column].mask(missing_cell[column]).astype("string")
+        frame[column] = cells[column].mask(cells[column].isin(MISSING_CELLS)).astype("string")
     frame = frame[list(layout.columns)]
     frame.insert(0, "timestamp", build_timestamps(frame))
     frame.insert(1, "source_row", pd.Series(range(1, len(frame) + 1), index=frame.index, dtype="int64"))

@@ -20,7 +20,7 @@ from tasks.core.home import HomeFolders
 from tasks.core.settings import SourceSettings
 from tasks.core.states import finish
 from tasks.core.weather import WEATHER_COLUMNS, WEATHER_VARIABLES
-from tasks.data.ingest import EXAMPLE_ROWS, check_row_widths, decode_text, read_header
+from tasks.data.ingest import EXAMPLE_ROWS, check_row_widths, decode_text, example_rows, numeric_cells, read_header
 from tasks.data.quarantine import refused, stored_file
 from tasks.data.sources import FetchedSource
 from tasks.data.validate import ROW_ID_COLUMN, ValidationSummary, run_checkpoint
@@ -28,7 +28,6 @@ from tasks.data.validate import ROW_ID_COLUMN, ValidationSummary, run_checkpoint
 LAYOUTS_KEY, LAYOUT_NAME = "weather_forecasts", "weather_forecast"
 TIMESTAMP_COLUMNS = ("issued_at", "valid_at")
 WITH_UTC_OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
-MISSING_CELLS = ("", "NA", "NaN", "nan")
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +47,6 @@ class WeatherFile:
 def weather_suite_path(expectations_dir: Path) -> Path:
     layout = storage.read_json(expectations_dir / "layouts.json")[LAYOUTS_KEY][LAYOUT_NAME]
     return expectations_dir / layout["suite"]
-
-
-def _rows(mask: pd.Series) -> list[int]:
-    """Data-row numbers (1 = the first row after the header) of the first few rows where `mask` holds."""
-    return [int(row) + 1 for row in mask.index[mask.to_numpy()][:EXAMPLE_ROWS]]
 
 
 def parse_weather_csv(data: bytes, name: str) -> pd.DataFrame:
@@ -75,20 +69,14 @@ def parse_weather_csv(data: bytes, name: str) -> pd.DataFrame:
         no_offset = ~cells[column].str.contains(WITH_UTC_OFFSET)
         if no_offset.any():
             raise DataError(f"{name}: column {column!r} has timestamps without a UTC offset (rule: ISO 8601 with its "
-                            f"UTC offset) in rows {_rows(no_offset)}, e.g. {cells[column][no_offset].head(3).tolist()}")
+                            f"UTC offset) in rows {example_rows(no_offset)}, e.g. {cells[column][no_offset].head(3).tolist()}")
         stamps = pd.to_datetime(cells[column], format="ISO8601", utc=True, errors="coerce")
         if stamps.isna().any():
             raise DataError(f"{name}: column {column!r} holds unreadable timestamps (rule: ISO 8601 with its UTC "
-                            f"offset) in rows {_rows(stamps.isna())}")
+                            f"offset) in rows {example_rows(stamps.isna())}")
         frame[column] = stamps
     for column in WEATHER_VARIABLES:
-        empty = cells[column].isin(MISSING_CELLS)
-        values = pd.to_numeric(cells[column].mask(empty), errors="coerce")
-        bad = values.isna() & ~empty
-        if bad.any():
-            raise DataError(f"{name}: column {column!r} holds non-numeric text (rule: numeric column) in rows "
-                            f"{_rows(bad)}, e.g. {cells[column][bad].head(3).tolist()}")
-        frame[column] = values.astype("float64")
+        frame[column] = numeric_cells(cells[column], name).astype("float64")
     return frame
 
 
