@@ -36,10 +36,11 @@ def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], ve
     last = stamps[-1]
     intervals, day_maps = read_intervals(model_dir), read_day_maps(model_dir)
     weather_dir = weather_model_dir(model_dir)
-    with_weather = weather is not None and read_intervals(weather_dir) is not None
+    weather_intervals = read_intervals(weather_dir) if weather is not None else None
+    with_weather = weather_intervals is not None
     readings = dataset.content_key(NetworkSpec.load(model_dir).stations, last + pd.Timedelta(hours=1))
     key = storage.fingerprint(origins, readings, tables_key(intervals), maps_key(day_maps),
-                              with_weather and (weather.key, dataset.key, tables_key(read_intervals(weather_dir))))
+                              with_weather and (weather.key, dataset.key, tables_key(weather_intervals)))
     path = model_dir / SEGMENTS_DIR / f"{key}.parquet"
     if path.exists():
         return Segment(path, version, len(origins), cache_hit=True)
@@ -50,7 +51,7 @@ def forecast_segment(dataset_path: Path, model_dir: Path, origins: list[str], ve
     horizon = model.plan.horizon
     leads = np.arange(1, horizon + 1)
     by_weather = replay_weather_forecasts(dataset, model_dir, features, rows, weather) if with_weather else {}
-    weather_intervals, weather_maps = (read_intervals(weather_dir), read_day_maps(weather_dir)) if with_weather else ({}, {})
+    weather_maps = read_day_maps(weather_dir) if with_weather else {}
     frames = []
     for station, forecast in forecasts_at(features, model, rows).items():
         reading = features[station]["target"].to_numpy(dtype="float64")[rows]

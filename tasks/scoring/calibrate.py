@@ -26,12 +26,15 @@ def is_calibrated(model_dir: Path) -> bool:
     return read_intervals(model_dir) is not None and read_day_maps(model_dir) is not None
 
 
+def fitted_per_station(fit, validation: ValidationForecasts) -> dict:
+    """`fit(observed, forecast)` of each station's validation forecasts."""
+    return {station: fit(observed, forecast) for station, (observed, forecast) in validation.items()}
+
+
 def calibrate(model_dir: Path, validation: ValidationForecasts) -> Path:
     """Write the model's maps, then its interval tables (last: what marks it calibrated)."""
-    write_day_maps(model_dir, {station: fit_day_map(observed, forecast)
-                               for station, (observed, forecast) in validation.items()})
-    write_intervals(model_dir, {station: fit_intervals(observed, forecast)
-                                for station, (observed, forecast) in validation.items()})
+    write_day_maps(model_dir, fitted_per_station(fit_day_map, validation))
+    write_intervals(model_dir, fitted_per_station(fit_intervals, validation))
     return model_dir
 
 
@@ -40,9 +43,7 @@ def calibrate_tracks(model_dir: Path, by_track: dict[str, ValidationForecasts], 
     (`track_intervals_file`), then the model's own maps and tables from `own_track`, the one its forecasts issue."""
     for track, validation in by_track.items():
         if track != own_track:
-            write_intervals(model_dir, {station: fit_intervals(observed, forecast)
-                                        for station, (observed, forecast) in validation.items()},
-                            track_intervals_file(track))
+            write_intervals(model_dir, fitted_per_station(fit_intervals, validation), track_intervals_file(track))
     return calibrate(model_dir, by_track[own_track])
 
 
