@@ -93,8 +93,12 @@ def put_automation(client, automation) -> str:
 
 
 def delete_automation(client, name: str) -> list[str]:
-    return [f"deleted automation {name!r}" for automation in client.read_automations_by_name(name)
-            if client.delete_automation(automation.id) is None]
+    """Delete every automation called `name`; a line for each."""
+    done = []
+    for automation in client.read_automations_by_name(name):
+        client.delete_automation(automation.id)
+        done.append(f"deleted automation {name!r}")
+    return done
 
 
 def put_training_limit(client, limit: int) -> str:
